@@ -1,0 +1,54 @@
+"""The benchmark app: no-op steps, a long durable sleep, and a step a worker dies inside.
+
+Workers load it as ``bench.app:app`` (store from ``SUREFOOT_STORE_URL`` or ``--store``);
+the benchmark's client builds its own instance per database with :func:`build`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import surefoot as sf
+
+# How long the first attempt of ``hold`` blocks: far longer than any benchmark waits,
+# so the worker is always killed inside it. Later attempts return at once.
+HOLD_FIRST_ATTEMPT_S = 120.0
+# How long ``sleeper`` waits durably: it never wakes during a benchmark.
+SLEEP_S = 3_600.0
+
+
+def build(store: str | None = None, **settings: Any) -> sf.App:
+    """A fresh App with the benchmark's workflows (``store``: a URL, else the environment's;
+    ``settings``: overrides of :class:`surefoot.Settings`)."""
+    app = sf.App("bench", store=store, **settings)
+
+    @app.step(name="bench.noop")
+    def noop(value: int) -> int:
+        return value
+
+    @app.step(name="bench.hold", idempotent=True)
+    def hold(value: int) -> int:
+        # A worker killed here leaves the attempt interrupted; the step is idempotent, so
+        # the new worker retries it, and the retry returns at once.
+        if sf.current_step().attempt == 1:
+            time.sleep(HOLD_FIRST_ATTEMPT_S)
+        return value
+
+    @app.workflow
+    def three_steps(ctx: sf.WorkflowContext, value: int) -> int:  # noqa: ARG001
+        return noop(noop(noop(value)))
+
+    @app.workflow
+    def sleeper(ctx: sf.WorkflowContext, value: int) -> int:
+        ctx.sleep(SLEEP_S)
+        return value
+
+    @app.workflow
+    def held(ctx: sf.WorkflowContext, value: int) -> int:  # noqa: ARG001
+        return noop(hold(noop(value)))
+
+    return app
+
+
+app = build()

@@ -1,0 +1,348 @@
+"""The measurements: W1 throughput, unloaded latency, recovery after kill -9, memory.
+
+Each measurement gets a new, empty database, starts its own worker processes, and stops
+them (or kills them) before it returns, whatever happens.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import surefoot as sf
+from bench.app import build
+from bench.procs import WorkerProcess
+from bench.stores import Probe, Target
+
+STEPS_PER_WORKFLOW = 3
+WARM_UP_RUNS = 5  # unloaded latency: runs before the measured ones (imports, connections)
+
+
+@dataclass(frozen=True)
+class Config:
+    n: int
+    repeat: int
+    workers: tuple[int, ...]
+    concurrency: int
+    directory: Path
+    n_by_workers: dict[int, int]
+    unloaded_n: int
+    unloaded_default_poll_n: int
+    recovery_runs: int
+    memory_runs: int
+    submit_first: bool = False  # W1 variant: commit all runs before the workers start
+    recovery_lease_s: float = 1.0
+    recovery_heartbeat_s: float = 0.2
+    ceiling_s: float = 2.0
+
+    def n_for(self, workers: int) -> int:
+        return self.n_by_workers.get(workers, self.n)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (``q`` in 0..1)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = (len(ordered) - 1) * q
+    low = int(k)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
+
+
+def wait_until(
+    done: Callable[[], bool],
+    timeout_s: float,
+    what: str,
+    workers: Sequence[WorkerProcess] = (),
+    interval_s: float = 0.05,
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        for worker in workers:
+            worker.check_alive()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up after {timeout_s:g}s waiting for {what}")
+        time.sleep(interval_s)
+
+
+class Session:
+    """One database, its client App and probe, and the workers started for it."""
+
+    def __init__(self, target: Target, config: Config, label: str) -> None:
+        self.target = target
+        self.config = config
+        self.label = label
+        self.url = target.new_database()
+        self.client = build(self.url)
+        self.client.store  # noqa: B018 - creates the schema before any worker starts
+        self.probe: Probe = target.probe(self.url)
+        self.workers: list[WorkerProcess] = []
+
+    def start_workers(
+        self, count: int, concurrency: int, settings: dict[str, str] | None = None
+    ) -> list[WorkerProcess]:
+        started = []
+        for _ in range(count):
+            index = len(self.workers) + 1
+            log = self.config.directory / f"{self.target.kind}-{self.label}-worker{index}.log"
+            worker = WorkerProcess(self.url, log, concurrency=concurrency, settings=settings)
+            self.workers.append(worker.start())
+            started.append(worker)
+        for worker in started:
+            wait_until(
+                lambda w=worker: self.probe.worker_registered(w.pid),  # type: ignore[misc]
+                60,
+                f"worker {worker.pid} to register",
+                [worker],
+            )
+        return started
+
+    def submit(self, workflow: str, count: int) -> float:
+        """Start ``count`` runs from this one client; returns the seconds it took."""
+        start = time.perf_counter()
+        for value in range(count):
+            self.client.start(workflow, value)
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        self.client.close()
+        self.probe.close()
+
+
+@contextmanager
+def session(target: Target, config: Config, label: str) -> Iterator[Session]:
+    opened = Session(target, config, label)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+# -- W1: throughput ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class W1Result:
+    workers: int
+    n: int
+    workflows_s: float
+    steps_s: float
+    p50_ms: float
+    p99_ms: float
+    submitted_s: float  # runs per second the client committed while the workers ran
+    ceiling: float  # raw commits per second, measured just before, next to the database
+    worker_cpu_pct: float  # CPU of all worker processes, % of one core, while busy
+    failed: int
+
+    @property
+    def ratio(self) -> float:
+        return self.steps_s / self.ceiling
+
+
+def w1(target: Target, config: Config, workers: int) -> W1Result:
+    n = config.n_for(workers)
+    with session(target, config, f"w1-{workers}") as s:
+        ceiling = target.commit_ceiling(s.url, config.ceiling_s)
+        submit_s = s.submit("three_steps", n) if config.submit_first else 0.0
+        procs = s.start_workers(workers, config.concurrency)
+        cpu_before = [w.cpu_s() for w in procs]
+        start = time.perf_counter()
+        if not config.submit_first:
+            submit_s = s.submit("three_steps", n)
+        wait_until(
+            lambda: s.probe.finished("three_steps") >= n,
+            max(120.0, n * 0.2),
+            f"{n} W1 runs to finish",
+            procs,
+        )
+        busy_s = time.perf_counter() - start
+        cpu = sum(w.cpu_s() - c for w, c in zip(procs, cpu_before, strict=True))
+        runs = s.probe.runs("three_steps")
+        first_worker = min(s.probe.worker_starts())
+    done = [r for r in runs if r.status == "succeeded" and r.finished_at is not None]
+    # From the first submission (or, with submit_first, the first worker's registration)
+    # to the last run's end, as the store recorded them.
+    began = first_worker if config.submit_first else min(r.created_at for r in runs)
+    span = max(r.finished_at for r in done if r.finished_at) - began
+    latencies = [
+        (r.finished_at - r.created_at).total_seconds() * 1000 for r in done if r.finished_at
+    ]
+    workflows_s = len(done) / span.total_seconds()
+    return W1Result(
+        workers=workers,
+        n=n,
+        workflows_s=workflows_s,
+        steps_s=workflows_s * STEPS_PER_WORKFLOW,
+        p50_ms=percentile(latencies, 0.50),
+        p99_ms=percentile(latencies, 0.99),
+        submitted_s=n / submit_s,
+        ceiling=ceiling,
+        worker_cpu_pct=100 * cpu / busy_s,
+        failed=len(runs) - len(done),
+    )
+
+
+def ceiling(target: Target, config: Config, connections: int = 1) -> float:
+    with session(target, config, f"ceiling-{connections}") as s:
+        return target.commit_ceiling(s.url, config.ceiling_s, connections)
+
+
+# -- unloaded latency -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LatencyResult:
+    samples: int
+    client_p50_ms: float  # app.start() called -> handle.result() returned, in the client
+    client_p99_ms: float
+    store_p50_ms: float  # the run's created_at -> finished_at, as the store recorded them
+    store_p99_ms: float
+
+
+def unloaded(
+    target: Target, config: Config, *, poll_s: float | None, embedded: bool, count: int
+) -> LatencyResult:
+    """``count`` three-step workflows one at a time, each started once the previous ended."""
+    label = "embedded" if embedded else f"poll-{poll_s or 'default'}"
+    with session(target, config, f"unloaded-{label}") as s:
+        worker: sf.Worker | None = None
+        if embedded:
+            worker = sf.Worker(s.client, concurrency=config.concurrency).start()
+            wait_until(lambda: bool(s.probe.query("SELECT 1 FROM workers")), 30, "the worker")
+        else:
+            settings = {} if poll_s is None else {"poll_interval_s": str(poll_s)}
+            s.start_workers(1, config.concurrency, settings)
+        try:
+            for value in range(WARM_UP_RUNS):
+                s.client.start("three_steps", value).result(timeout=30)
+            measured: list[str] = []
+            client_ms: list[float] = []
+            for value in range(count):
+                start = time.perf_counter()
+                handle = s.client.start("three_steps", value)
+                handle.result(timeout=30)
+                client_ms.append((time.perf_counter() - start) * 1000)
+                measured.append(handle.run_id)
+        finally:
+            if worker is not None:
+                worker.stop(15)
+        wanted = set(measured)
+        store_ms = [
+            (r.finished_at - r.created_at).total_seconds() * 1000
+            for r in s.probe.runs("three_steps")
+            if r.run_id in wanted and r.finished_at is not None
+        ]
+    return LatencyResult(
+        samples=count,
+        client_p50_ms=percentile(client_ms, 0.50),
+        client_p99_ms=percentile(client_ms, 0.99),
+        store_p50_ms=percentile(store_ms, 0.50),
+        store_p99_ms=percentile(store_ms, 0.99),
+    )
+
+
+# -- recovery after kill -9 -------------------------------------------------------------------
+@dataclass(frozen=True)
+class RecoveryResult:
+    runs: int
+    registered_s: float  # the new worker registered, after it was spawned
+    leases_expired_s: float  # the killed worker's last lease ran out, after the spawn
+    taken_over_s: float  # the last interrupted attempt was recorded, after the spawn
+    complete_s: float  # the last run finished, after the spawn
+    failed: int
+
+
+def recovery(target: Target, config: Config) -> RecoveryResult:
+    runs = config.recovery_runs
+    short_lease = {
+        "lease_s": str(config.recovery_lease_s),
+        "heartbeat_s": str(config.recovery_heartbeat_s),
+    }
+    with session(target, config, "recovery") as s:
+        (first,) = s.start_workers(1, runs, short_lease)
+        s.submit("held", runs)
+        wait_until(
+            lambda: len(s.probe.attempt_times("bench.hold", "running")) >= runs,
+            120,
+            f"{runs} runs to be inside the held step",
+            [first],
+        )
+        first.kill9()
+        expiries = s.probe.lease_expiries("held")
+        second = WorkerProcess(
+            s.url,
+            config.directory / f"{target.kind}-recovery-worker2.log",
+            concurrency=runs,
+            settings=short_lease,
+        )
+        s.workers.append(second.start())
+        spawned = datetime.fromtimestamp(second.started_at, UTC)
+        wait_until(
+            lambda: s.probe.worker_registered(second.pid), 60, "the new worker", [second], 0.005
+        )
+        registered_s = time.time() - second.started_at
+        wait_until(
+            lambda: s.probe.finished("held") >= runs, 120, "the held runs to finish", [second]
+        )
+        finished = s.probe.runs("held")
+        interrupted = s.probe.attempt_times("bench.hold", "interrupted")
+    ends = [r.finished_at for r in finished if r.finished_at is not None]
+
+    def after_spawn(moments: list[datetime]) -> float:
+        return (max(moments) - spawned).total_seconds() if moments else float("nan")
+
+    return RecoveryResult(
+        runs=runs,
+        registered_s=registered_s,
+        leases_expired_s=after_spawn(expiries),
+        taken_over_s=after_spawn(interrupted),
+        complete_s=after_spawn(ends),
+        failed=sum(1 for r in finished if r.status != "succeeded"),
+    )
+
+
+# -- memory of durable waits ------------------------------------------------------------------
+@dataclass(frozen=True)
+class MemoryResult:
+    runs: int
+    idle_mb: float
+    after_mb: float
+    peak_mb: float
+    seconds: float  # submitting the runs until all of them were waiting
+
+    @property
+    def growth_mb(self) -> float:
+        return self.after_mb - self.idle_mb
+
+
+def _settled_rss(worker: WorkerProcess) -> float:
+    time.sleep(2.0)
+    readings = []
+    for _ in range(5):
+        readings.append(worker.rss_mb())
+        time.sleep(0.2)
+    return statistics.median(readings)
+
+
+def memory(target: Target, config: Config) -> MemoryResult:
+    runs = config.memory_runs
+    with session(target, config, "memory") as s:
+        (worker,) = s.start_workers(1, config.concurrency)
+        idle = _settled_rss(worker)
+        start = time.perf_counter()
+        s.submit("sleeper", runs)
+        wait_until(
+            lambda: s.probe.count("sleeper", ("waiting",)) >= runs,
+            max(300.0, runs * 0.1),
+            f"{runs} runs to wait durably",
+            [worker],
+            0.5,
+        )
+        seconds = time.perf_counter() - start
+        after = _settled_rss(worker)
+        peak = worker.peak_rss_mb()
+    return MemoryResult(runs, idle, after, peak, seconds)

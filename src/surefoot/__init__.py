@@ -1,0 +1,83 @@
+"""Surefoot: durable business automation. Every step committed, every failure classified."""
+
+from surefoot.config import Settings
+from surefoot.domain.failures import FailureClass, Rule, on_body, on_exception, on_status
+from surefoot.domain.reconcile import CannotTell, Found, NotFound
+from surefoot.domain.retry import Retry
+from surefoot.domain.routes import Route
+from surefoot.domain.status import AttemptOutcome, RunStatus
+from surefoot.engine.app import App
+from surefoot.engine.context import (
+    Decision,
+    StepContext,
+    WorkflowContext,
+    current_step,
+    require_approval,
+)
+from surefoot.engine.handle import RunHandle
+from surefoot.engine.worker import Worker
+from surefoot.errors import (
+    AmbiguousError,
+    ConfigError,
+    DataError,
+    IdempotencyKeyConflictError,
+    NonDeterminismError,
+    PermanentError,
+    PolicyViolation,
+    ResultTimeoutError,
+    RunCancelledError,
+    RunFailedError,
+    SerializationError,
+    StepFailedError,
+    StepOutsideWorkflowError,
+    StoreError,
+    SurefootError,
+    TransientError,
+    WaitTimeoutError,
+    WorkflowNotFoundError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AmbiguousError",
+    "App",
+    "AttemptOutcome",
+    "CannotTell",
+    "ConfigError",
+    "DataError",
+    "Decision",
+    "FailureClass",
+    "Found",
+    "IdempotencyKeyConflictError",
+    "NonDeterminismError",
+    "NotFound",
+    "PermanentError",
+    "PolicyViolation",
+    "ResultTimeoutError",
+    "Retry",
+    "Route",
+    "Rule",
+    "RunCancelledError",
+    "RunFailedError",
+    "RunHandle",
+    "RunStatus",
+    "SerializationError",
+    "Settings",
+    "StepContext",
+    "StepFailedError",
+    "StepOutsideWorkflowError",
+    "StoreError",
+    "SurefootError",
+    "TransientError",
+    "WaitTimeoutError",
+    "Worker",
+    "WorkflowContext",
+    "WorkflowNotFoundError",
+    "__version__",
+    "current_step",
+    "on_body",
+    "on_exception",
+    "on_status",
+    "require_approval",
+]

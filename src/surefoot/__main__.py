@@ -1,0 +1,3 @@
+from surefoot.cli.main import main
+
+main()

@@ -1,0 +1,119 @@
+"""Settings: small frozen objects, and the only reader of ``SUREFOOT_*`` variables.
+
+Precedence: explicit arguments, then environment variables, then defaults.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from surefoot.errors import ConfigError
+
+DEFAULT_STORE_URL = "sqlite:///surefoot.db"
+
+# Named crash points (see engine/crash.py); listed here so a bad name is a ConfigError.
+CRASH_POINTS = frozenset(
+    {
+        "step.attempt_committed",
+        "step.before_commit",
+        "step.after_commit",
+        "wait.suspended",
+        "run.before_finish",
+        "compensation.before_commit",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything an App and its workers can be tuned with."""
+
+    store_url: str = DEFAULT_STORE_URL
+    auto_migrate: bool = True
+    default_queue: str = "default"
+    lease_s: float = 30.0  # a dead worker's runs are taken over after this
+    heartbeat_s: float = 5.0  # leases are renewed this often (keep well under lease_s)
+    poll_interval_s: float = 0.2  # idle workers look for work this often
+    concurrency: int = 8  # runs one worker executes at once
+    drain_timeout_s: float = 30.0  # SIGTERM: how long to let runs reach a step boundary
+    max_deliveries: int = 20  # claims without reaching a durable stop before it is poison
+    breaker_failure_threshold: int = 5  # consecutive transient failures that open a breaker
+    breaker_cooldown_s: float = 30.0  # an open breaker lets one probe through after this
+    create_store: bool = True  # False: refuse to open a store file that does not exist
+    instant_retries: bool = False  # test switch: backoff delays become zero
+    crash_at: str | None = None  # test switch: "crash.point.name[@n]" kills the process
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{f.name} must be a finite number, got {value}")
+        if self.lease_s <= 0 or self.heartbeat_s <= 0 or self.poll_interval_s <= 0:
+            raise ConfigError("lease_s, heartbeat_s and poll_interval_s must be positive")
+        if self.drain_timeout_s < 0:
+            raise ConfigError(f"drain_timeout_s must not be negative, got {self.drain_timeout_s}")
+        if self.heartbeat_s >= self.lease_s:
+            raise ConfigError(
+                f"heartbeat_s ({self.heartbeat_s}) must be shorter than lease_s ({self.lease_s}),"
+                " or live workers would lose their runs"
+            )
+        if self.concurrency < 1:
+            raise ConfigError("concurrency must be at least 1")
+        if self.max_deliveries < 1:
+            raise ConfigError("max_deliveries must be at least 1")
+        if self.breaker_failure_threshold < 1 or self.breaker_cooldown_s <= 0:
+            raise ConfigError("breaker_failure_threshold must be >= 1 and breaker_cooldown_s > 0")
+        if self.crash_at:
+            name, _, count = self.crash_at.partition("@")
+            if name not in CRASH_POINTS or (count and not count.isdigit()) or count == "0":
+                raise ConfigError(
+                    f"crash_at={self.crash_at!r}: expected NAME or NAME@N with N >= 1, NAME one "
+                    f"of {', '.join(sorted(CRASH_POINTS))}"
+                )
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown setting(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+            )
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _parse(name: str, raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"SUREFOOT_{name.upper()}={raw!r} is not a boolean")
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"SUREFOOT_{name.upper()}={raw!r} is not an integer") from None
+    if isinstance(default, float):
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"SUREFOOT_{name.upper()}={raw!r} is not a number") from None
+    return raw
+
+
+def from_environment(environ: Mapping[str, str] | None = None, **explicit: Any) -> Settings:
+    """Settings from explicit values, then ``SUREFOOT_<NAME>`` variables, then defaults."""
+    env = os.environ if environ is None else environ
+    base = Settings()
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        raw = env.get(f"SUREFOOT_{f.name.upper()}")
+        if raw is not None:
+            values[f.name] = _parse(f.name, raw, getattr(base, f.name))
+    values.update({k: v for k, v in explicit.items() if v is not None})
+    return base.with_overrides(**values)

@@ -1,0 +1,1 @@
+"""The sample accounts-payable automation behind ``surefoot demo``."""

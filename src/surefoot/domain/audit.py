@@ -1,0 +1,119 @@
+"""The audit chain: each entry's hash covers its content and the previous hash.
+
+Modifying an entry changes its hash; deleting or reordering entries breaks the
+``prev_hash`` links; truncating the tail is caught against the separately kept
+head (``audit_head``), which operators can also copy off the machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from surefoot.domain.codec import canonical
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    at: str
+    actor: str
+    action: str
+    entity: str
+    entity_id: str
+    before: Any
+    after: Any
+    reason: str | None
+    correlation_id: str | None
+    prev_hash: str
+    hash: str
+
+
+def entry_hash(
+    prev_hash: str,
+    *,
+    seq: int,
+    at: str,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: str,
+    before: Any,
+    after: Any,
+    reason: str | None,
+    correlation_id: str | None,
+) -> str:
+    body = canonical(
+        {
+            "seq": seq,
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "entity": entity,
+            "entity_id": entity_id,
+            "before": before,
+            "after": after,
+            "reason": reason,
+            "correlation_id": correlation_id,
+        }
+    )
+    return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    seq: int
+    problem: str
+
+
+def verify_chain(
+    entries: Iterable[AuditEntry], *, head_seq: int | None, head_hash: str | None
+) -> list[ChainProblem]:
+    """Every problem in the chain, in order; an empty list means it is intact."""
+    problems: list[ChainProblem] = []
+    prev_hash = GENESIS
+    expected_seq = 1
+    last: AuditEntry | None = None
+    for entry in entries:
+        if entry.seq != expected_seq:
+            problems.append(
+                ChainProblem(
+                    entry.seq,
+                    f"expected entry {expected_seq} here: entries were deleted or reordered",
+                )
+            )
+        if entry.prev_hash != prev_hash:
+            problems.append(ChainProblem(entry.seq, "prev_hash does not match the entry before"))
+        recomputed = entry_hash(
+            entry.prev_hash,
+            seq=entry.seq,
+            at=entry.at,
+            actor=entry.actor,
+            action=entry.action,
+            entity=entry.entity,
+            entity_id=entry.entity_id,
+            before=entry.before,
+            after=entry.after,
+            reason=entry.reason,
+            correlation_id=entry.correlation_id,
+        )
+        if recomputed != entry.hash:
+            problems.append(ChainProblem(entry.seq, "content does not match its hash: modified"))
+        prev_hash = entry.hash
+        expected_seq = entry.seq + 1
+        last = entry
+    if head_seq is not None:
+        last_seq = last.seq if last else 0
+        if last_seq != head_seq or (last is not None and last.hash != head_hash):
+            problems.append(
+                ChainProblem(
+                    last_seq,
+                    f"chain ends at entry {last_seq} but the head "
+                    f"records entry {head_seq}: entries were removed",
+                )
+            )
+    return problems

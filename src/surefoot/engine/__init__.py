@@ -1,0 +1,1 @@
+"""The durable core: registry, workflow context, replay-then-record, workers."""

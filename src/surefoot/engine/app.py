@@ -1,0 +1,451 @@
+"""The App: a registry of workflows and steps bound to one store."""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import hashlib
+import threading
+import uuid
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from datetime import timedelta
+from typing import Any, ParamSpec, TypeVar, overload
+
+from surefoot.config import Settings, from_environment
+from surefoot.domain import codec
+from surefoot.domain.failures import Rule
+from surefoot.domain.queues import QueueSpec, RateLimit
+from surefoot.domain.records import NewRun
+from surefoot.domain.retry import Retry
+from surefoot.domain.routes import parse_routes
+from surefoot.engine.context import current_execution
+from surefoot.engine.crash import CrashPoints
+from surefoot.engine.definitions import (
+    STEP_OPTIONS,
+    WORKFLOW_OPTIONS,
+    StepDef,
+    WorkflowDef,
+    reject_unknown,
+)
+from surefoot.engine.handle import RunHandle
+from surefoot.engine.runtime import Runtime, utc_now
+from surefoot.errors import DefinitionError, WorkflowError, WorkflowNotFoundError
+from surefoot.store.base import Store
+from surefoot.store.open import open_store
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+class App:
+    """Workflows and steps, bound to a store URL. Opening the store is lazy."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        store: str | Store | None = None,
+        classify: Iterable[Rule] = (),
+        routes: Mapping[str, str] | None = None,
+        settings: Settings | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.name = name
+        base = settings or from_environment()
+        if isinstance(store, str):
+            overrides["store_url"] = store
+        self.settings = base.with_overrides(**overrides)
+        self._store: Store | None = (
+            store if store is not None and not isinstance(store, str) else None
+        )
+        self.workflows: dict[str, WorkflowDef] = {}
+        self.queues: dict[str, QueueSpec] = {}
+        self.rate_limits: dict[str, RateLimit] = {}
+        self.steps: dict[str, StepDef] = {}
+        self.rules = tuple(classify)
+        self.routes = parse_routes(routes)
+        self._runtime: Runtime | None = None
+        self._lock = threading.Lock()
+        self._finished = threading.Condition()
+        self._wakers: list[Callable[[], None]] = []
+
+    # -- the store and the runtime --------------------------------------------------------
+    @property
+    def store(self) -> Store:
+        with self._lock:
+            if self._store is None:
+                self._store = open_store(
+                    self.settings.store_url,
+                    auto_migrate=self.settings.auto_migrate,
+                    create=self.settings.create_store,
+                )
+            return self._store
+
+    @property
+    def runtime(self) -> Runtime:
+        store = self.store
+        with self._lock:
+            if self._runtime is None:
+                self._runtime = Runtime(
+                    store=store,
+                    settings=self.settings,
+                    workflows=self.workflows,
+                    rate_limits=self.rate_limits,
+                    steps=self.steps,
+                    rules=self.rules,
+                    routes=self.routes,
+                    clock=utc_now,
+                    crash=CrashPoints(self.settings.crash_at),
+                    on_finished=self._notify,
+                )
+            return self._runtime
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+            self._store = None
+            self._runtime = None
+
+    def _notify(self, _run_id: str) -> None:
+        with self._finished:
+            self._finished.notify_all()
+
+    def wait_for_change(self, timeout_s: float) -> None:
+        """Block until a local worker finishes an execution, or the timeout passes."""
+        with self._finished:
+            self._finished.wait(timeout_s)
+
+    def add_waker(self, wake: Callable[[], None]) -> None:
+        self._wakers.append(wake)
+
+    def remove_waker(self, wake: Callable[[], None]) -> None:
+        if wake in self._wakers:
+            self._wakers.remove(wake)
+
+    # -- declaring ---------------------------------------------------------------------------
+    @overload
+    def step(self, fn: Callable[P, R], /) -> Callable[P, R]: ...
+    @overload
+    def step(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        retry: Retry | None = None,
+        timeout_s: float | None = None,
+        idempotent: bool = False,
+        reconcile: Callable[..., Any] | None = None,
+        compensate: Callable[..., Any] | None = None,
+        classify: Iterable[Rule] = (),
+        routes: Mapping[str, str] | None = None,
+        breaker: str | None = None,
+        rate_limit: str | None = None,
+        **unknown: Any,
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+    def step(
+        self,
+        fn: Callable[P, R] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        retry: Retry | None = None,
+        timeout_s: float | None = None,
+        idempotent: bool = False,
+        reconcile: Callable[..., Any] | None = None,
+        compensate: Callable[..., Any] | None = None,
+        classify: Iterable[Rule] = (),
+        routes: Mapping[str, str] | None = None,
+        breaker: str | None = None,
+        rate_limit: str | None = None,
+        **unknown: Any,
+    ) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:
+        """Declare a step: its result is committed and never recomputed on replay."""
+        reject_unknown("step", unknown, STEP_OPTIONS)
+
+        def decorate(func: Callable[P, R]) -> Callable[P, R]:
+            definition = StepDef.declare(
+                func,
+                name=name,
+                retry=retry,
+                timeout_s=timeout_s,
+                idempotent=idempotent,
+                reconcile=reconcile,
+                compensate=compensate,
+                classify=classify,
+                routes=routes,
+                breaker=breaker,
+                rate_limit=rate_limit,
+            )
+            if definition.name in self.steps:
+                raise DefinitionError(f"a step named {definition.name!r} is already declared")
+            self.steps[definition.name] = definition
+            return _step_wrapper(definition)
+
+        return decorate(fn) if fn is not None else decorate
+
+    @overload
+    def workflow(self, fn: Callable[P, R], /) -> Callable[P, R]: ...
+    @overload
+    def workflow(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        classify: Iterable[Rule] = (),
+        routes: Mapping[str, str] | None = None,
+        retry: Retry | None = None,
+        **unknown: Any,
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+    def workflow(
+        self,
+        fn: Callable[P, R] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        classify: Iterable[Rule] = (),
+        routes: Mapping[str, str] | None = None,
+        retry: Retry | None = None,
+        **unknown: Any,
+    ) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:
+        """Declare a workflow: deterministic orchestration of steps and durable waits."""
+        reject_unknown("workflow", unknown, WORKFLOW_OPTIONS)
+
+        def decorate(func: Callable[P, R]) -> Callable[P, R]:
+            definition = WorkflowDef.declare(
+                func,
+                name=name,
+                queue=queue or self.settings.default_queue,
+                classify=classify,
+                routes=routes,
+                retry=retry,
+            )
+            if definition.name in self.workflows:
+                raise DefinitionError(f"a workflow named {definition.name!r} is already declared")
+            self.workflows[definition.name] = definition
+            func.__surefoot_workflow__ = definition.name  # type: ignore[attr-defined]
+            return func
+
+        return decorate(fn) if fn is not None else decorate
+
+    def queue(
+        self,
+        name: str,
+        *,
+        concurrency: int | None = None,
+        worker_concurrency: int | None = None,
+        max_depth: int | None = None,
+        retry_after_s: float = 1.0,
+    ) -> QueueSpec:
+        """Declare a queue's limits (every worker of the app applies the same)."""
+        if name in self.queues:
+            raise DefinitionError(f"queue {name!r} is already declared")
+        spec = QueueSpec(name, concurrency, worker_concurrency, max_depth, retry_after_s)
+        self.queues[name] = spec
+        return spec
+
+    def rate_limit(self, key: str, *, per_s: float, burst: int = 1) -> RateLimit:
+        """Declare a token bucket shared by all workers; steps use it with
+        ``@app.step(rate_limit=key)``, one token per attempt."""
+        if key in self.rate_limits:
+            raise DefinitionError(f"rate limit {key!r} is already declared")
+        limit = RateLimit(key, per_s, burst)
+        self.rate_limits[key] = limit
+        return limit
+
+    def check_definitions(self) -> None:
+        """Fail fast on references to undeclared rate limits (workers call this)."""
+        for step in self.steps.values():
+            if step.rate_limit is not None and step.rate_limit not in self.rate_limits:
+                known = ", ".join(sorted(self.rate_limits)) or "none"
+                raise DefinitionError(
+                    f"step {step.name} uses rate limit {step.rate_limit!r}, which is not "
+                    f"declared with app.rate_limit(...) (declared: {known})"
+                )
+
+    def workflow_named(self, name: str) -> WorkflowDef:
+        try:
+            return self.workflows[name]
+        except KeyError:
+            known = ", ".join(sorted(self.workflows)) or "none"
+            raise WorkflowNotFoundError(
+                f"no workflow named {name!r} in app {self.name!r} (known: {known})"
+            ) from None
+
+    def _resolve(self, workflow: Callable[..., Any] | str) -> WorkflowDef:
+        if isinstance(workflow, str):
+            return self.workflow_named(workflow)
+        name = getattr(workflow, "__surefoot_workflow__", None)
+        if name is None or name not in self.workflows:
+            raise WorkflowNotFoundError(
+                f"{getattr(workflow, '__qualname__', workflow)!r} is not a workflow of app "
+                f"{self.name!r}; declare it with @app.workflow"
+            )
+        return self.workflows[name]
+
+    # -- starting and events -------------------------------------------------------------------
+    def start(
+        self,
+        workflow: Callable[..., Any] | str,
+        /,
+        *args: Any,
+        idempotency_key: str | None = None,
+        queue: str | None = None,
+        priority: int = 0,
+        partition_key: str | None = None,
+        correlation_id: str | None = None,
+        actor: str | None = None,
+        debounce_key: str | None = None,
+        debounce_s: float | None = None,
+        **kwargs: Any,
+    ) -> RunHandle:
+        """Commit a new run and return its handle. Returns only after the commit.
+
+        The same ``idempotency_key`` returns the same run (never a second one);
+        reusing it for another workflow or other inputs raises
+        ``IdempotencyKeyConflictError``. With ``debounce_key`` and ``debounce_s``, starts
+        of one workflow with that key within the window become one run, started
+        ``debounce_s`` after the last of them, with the last inputs. A queue declared
+        with ``max_depth`` raises ``BackPressureError`` when full.
+        """
+        definition = self._resolve(workflow)
+        inputs = definition.signature.encode_call(args, kwargs)
+        return self._start_encoded(
+            definition,
+            inputs,
+            idempotency_key=idempotency_key,
+            queue=queue,
+            priority=priority,
+            partition_key=partition_key,
+            correlation_id=correlation_id,
+            actor=actor,
+            debounce_key=debounce_key,
+            debounce_s=debounce_s,
+        )
+
+    def start_json(
+        self, workflow: str, inputs: Mapping[str, Any] | list[Any] | None, **options: Any
+    ) -> RunHandle:
+        """Start from JSON inputs (a list of positional args or an object of named ones)."""
+        definition = self.workflow_named(workflow)
+        args: list[Any]
+        kwargs: dict[str, Any]
+        if inputs is None:
+            args, kwargs = [], {}
+        elif isinstance(inputs, list):
+            args, kwargs = inputs, {}
+        elif isinstance(inputs, Mapping):
+            args, kwargs = [], dict(inputs)
+        else:
+            raise WorkflowError(
+                f"inputs must be a JSON list or object, got {type(inputs).__name__}"
+            )
+        encoded = definition.signature.encode_call(args, kwargs)
+        return self._start_encoded(definition, encoded, **options)
+
+    def _start_encoded(
+        self,
+        definition: WorkflowDef,
+        inputs: str,
+        *,
+        idempotency_key: str | None = None,
+        queue: str | None = None,
+        priority: int = 0,
+        partition_key: str | None = None,
+        correlation_id: str | None = None,
+        actor: str | None = None,
+        debounce_key: str | None = None,
+        debounce_s: float | None = None,
+    ) -> RunHandle:
+        if (debounce_key is None) != (debounce_s is None):
+            raise WorkflowError("debounce_key and debounce_s go together")
+        if debounce_key is not None and idempotency_key is not None:
+            raise WorkflowError(
+                "a run is either debounced or keyed for idempotency, not both: a debounced "
+                "run's inputs change until it starts"
+            )
+        if debounce_s is not None and not debounce_s > 0:
+            raise WorkflowError(f"debounce_s must be positive, got {debounce_s}")
+        now = utc_now()
+        queue_name = queue or definition.queue
+        new = NewRun(
+            run_id=uuid.uuid4().hex,
+            workflow=definition.name,
+            queue=queue_name,
+            inputs=inputs,
+            inputs_hash=hashlib.sha256(inputs.encode()).hexdigest(),
+            idempotency_key=idempotency_key,
+            priority=priority,
+            partition_key=partition_key,
+            correlation_id=correlation_id or uuid.uuid4().hex,
+            debounce_key=debounce_key,
+            not_before=now + timedelta(seconds=debounce_s) if debounce_s is not None else None,
+        )
+        record, _created = self.store.create_run(
+            new, now, actor or default_actor(), queue=self.queues.get(queue_name)
+        )
+        for wake in list(self._wakers):
+            wake()
+        return RunHandle(self, record.run_id)
+
+    def send_event(
+        self,
+        run: str,
+        name: str,
+        payload: Any = None,
+        *,
+        event_key: str | None = None,
+        actor: str | None = None,
+    ) -> None:
+        """Deliver an event to a run (by run id or idempotency key). Committed on return;
+        a repeated ``event_key`` is stored once."""
+        text = codec.dumps(payload, what="the event payload")
+        self.store.send_event(
+            run, name, text, event_key=event_key, now=utc_now(), actor=actor or default_actor()
+        )
+        for wake in list(self._wakers):
+            wake()
+
+    def wake_workers(self) -> None:
+        """Tell this process's workers that work may be ready (others poll)."""
+        for wake in list(self._wakers):
+            wake()
+
+    def handle(self, run_id: str) -> RunHandle:
+        return RunHandle(self, run_id)
+
+
+def _step_wrapper(definition: StepDef) -> Callable[..., Any]:
+    fn = definition.fn
+    if definition.is_async:
+
+        @functools.wraps(fn)
+        def async_wrapper(*args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
+            execution = current_execution(definition.name)
+            if not execution.is_async:
+                raise WorkflowError(
+                    f"async step {definition.name} was called from the sync workflow "
+                    f"{execution.workflow.name}; make the workflow async or the step sync"
+                )
+            return execution.call_step_async(definition, args, kwargs)
+
+        return async_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return current_execution(definition.name).call_step(definition, args, kwargs)
+
+    return wrapper

@@ -1,0 +1,141 @@
+"""Extract :class:`FailureFacts` from a live exception (httpx errors included)."""
+
+from __future__ import annotations
+
+import traceback
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from surefoot.domain.codec import canonical
+from surefoot.domain.failures import FailureClass, FailureFacts, qualified_mro
+from surefoot.errors import (
+    AmbiguousError,
+    DataError,
+    PermanentError,
+    PolicyViolation,
+    StepTimeoutError,
+    TransientError,
+)
+
+_BODY_LIMIT = 4096
+_STORED_BODY_LIMIT = 2048  # enough for a validation error list; the rest is not kept
+_DECLARED: tuple[tuple[type[BaseException], FailureClass], ...] = (
+    (TransientError, FailureClass.TRANSIENT),
+    (PermanentError, FailureClass.PERMANENT),
+    (DataError, FailureClass.DATA),
+    (PolicyViolation, FailureClass.POLICY),
+    (AmbiguousError, FailureClass.AMBIGUOUS),
+)
+
+
+def parse_retry_after(value: str | None, now_epoch: float) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - now_epoch)
+    except (TypeError, ValueError):
+        return None
+
+
+def _find_http(exc: BaseException) -> BaseException | None:
+    """The httpx error behind ``exc`` (itself, or one in its cause chain)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, httpx.HTTPError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def extract_facts(exc: BaseException, *, step_idempotent: bool, now_epoch: float) -> FailureFacts:
+    declared: FailureClass | None = None
+    for signal_type, cls in _DECLARED:
+        if isinstance(exc, signal_type):
+            declared = cls
+            break
+    retry_after = exc.retry_after_s if isinstance(exc, TransientError) else None
+    status: int | None = None
+    method: str | None = None
+    body = ""
+    timeout_kind: str | None = None
+    request_sent = False
+    http = _find_http(exc)
+    if isinstance(http, httpx.HTTPStatusError):
+        status = http.response.status_code
+        method = http.request.method
+        request_sent = True
+        try:
+            body = http.response.text[:_BODY_LIMIT]
+        except (httpx.ResponseNotRead, UnicodeDecodeError):
+            body = ""
+        retry_after = retry_after or parse_retry_after(
+            http.response.headers.get("Retry-After"), now_epoch
+        )
+    elif isinstance(http, httpx.RequestError):
+        try:
+            method = http.request.method
+        except RuntimeError:
+            method = None
+        if isinstance(http, httpx.ConnectTimeout):
+            timeout_kind = "connect"
+        elif isinstance(http, httpx.PoolTimeout):
+            timeout_kind = "pool"
+        elif isinstance(http, httpx.ReadTimeout):
+            timeout_kind, request_sent = "read", True
+        elif isinstance(http, httpx.WriteTimeout):
+            timeout_kind, request_sent = "write", True
+    if isinstance(exc, StepTimeoutError):
+        timeout_kind = "step"
+    return FailureFacts(
+        error_type=qualified_mro(exc)[0],
+        error_mro=qualified_mro(exc) + (qualified_mro(http) if http and http is not exc else ()),
+        message=str(exc)[:_BODY_LIMIT],
+        http_status=status,
+        http_method=method,
+        request_sent=request_sent,
+        timeout_kind=timeout_kind,
+        body=body,
+        retry_after_s=retry_after,
+        step_idempotent=step_idempotent,
+        declared_class=declared,
+        rule_hint=exc.rule if isinstance(exc, PolicyViolation) else None,
+    )
+
+
+def interrupted_facts(*, step_idempotent: bool) -> FailureFacts:
+    return FailureFacts(
+        error_type="surefoot.Interrupted",
+        error_mro=("surefoot.Interrupted",),
+        message="the worker stopped during the attempt",
+        step_idempotent=step_idempotent,
+        interrupted=True,
+    )
+
+
+def error_json(exc: BaseException, facts: FailureFacts | None = None) -> str:
+    """The stored form of an exception: type, message, traceback and HTTP facts."""
+    payload: dict[str, Any] = {
+        "type": qualified_mro(exc)[0],
+        "message": str(exc)[:_BODY_LIMIT],
+        "traceback": "".join(traceback.format_exception(exc))[-8000:],
+    }
+    if facts is not None and facts.http_status is not None:
+        payload["http_status"] = facts.http_status
+        payload["http_method"] = facts.http_method
+        if facts.body:
+            payload["body"] = facts.body[:_STORED_BODY_LIMIT]
+    if isinstance(exc, DataError) and exc.errors:
+        payload["errors"] = exc.errors
+    if isinstance(exc, PolicyViolation):
+        payload["rule"] = exc.rule
+    return canonical(payload)

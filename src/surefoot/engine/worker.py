@@ -1,0 +1,282 @@
+"""The worker: claims runs with a lease, executes them, renews leases, drains on SIGTERM.
+
+Leases: a claim sets ``lease_owner`` and bumps ``lease_epoch``; every write of
+the execution is fenced by both. A heartbeat thread renews the leases of the
+runs this worker holds. If a worker dies, its leases expire and any other
+worker takes the runs over; the dead worker's unfinished attempts are then
+recorded as ``interrupted``.
+
+Drain: on SIGTERM the worker stops claiming, lets each run reach its next step
+boundary (where it is handed back, committed work intact), waits up to
+``drain_timeout_s``, then releases whatever is still inside a step, recording
+those attempts as interrupted. It never walks away from a leased run silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from types import FrameType
+
+from surefoot.domain.records import Lease
+from surefoot.engine.app import App
+from surefoot.engine.execution import RunControl
+from surefoot.engine.runner import execute
+from surefoot.engine.runtime import utc_now
+from surefoot.errors import LeaseLostError, StoreError
+from surefoot.store.base import ClaimedRun
+
+log = logging.getLogger("surefoot.worker")
+
+
+@dataclass
+class WorkerStats:
+    claimed: int = 0
+    executions: int = 0
+    errors: int = 0
+
+
+class Worker:
+    def __init__(
+        self,
+        app: App,
+        *,
+        queues: Sequence[str] | None = None,
+        concurrency: int | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.app = app
+        self.settings = app.settings
+        self.queues = list(queues) if queues else None
+        self.concurrency = concurrency or self.settings.concurrency
+        self.worker_id = worker_id or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.control = RunControl()
+        self.stats = WorkerStats()
+        self._active: dict[str, Lease] = {}
+        self._active_queue: dict[str, str] = {}
+        self._active_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._exit_process_after_drain = False
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def run(self, *, install_signal_handlers: bool = True, until_idle: bool = False) -> None:
+        """Work until stopped (SIGTERM/SIGINT, ``stop()``), or until no run is ready."""
+        self.app.check_definitions()
+        rt = self.app.runtime
+        self._exit_process_after_drain = (
+            install_signal_handlers and threading.current_thread() is threading.main_thread()
+        )
+        if self._exit_process_after_drain:
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+        host, pid = os.uname().nodename, os.getpid()
+        rt.store.register_worker(self.worker_id, host, pid, self.queues or [], utc_now())
+        self.app.add_waker(self._wake.set)
+        unsubscribe = rt.store.subscribe(self._wake.set)
+        heartbeat = threading.Thread(
+            target=self._heartbeat_loop, name="surefoot-heartbeat", daemon=True
+        )
+        heartbeat.start()
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="surefoot-run")
+        log.info(
+            "worker %s started (queues=%s, concurrency=%d)",
+            self.worker_id,
+            self.queues or "all",
+            self.concurrency,
+        )
+        try:
+            self._loop(pool, until_idle=until_idle)
+        finally:
+            unsubscribe()
+            self._drain(pool)
+            self.app.remove_waker(self._wake.set)
+            try:
+                rt.store.worker_stopped(self.worker_id, utc_now())
+            except StoreError:
+                log.exception("could not record that worker %s stopped", self.worker_id)
+            self._stopped.set()
+            log.info("worker %s stopped", self.worker_id)
+
+    def start(self) -> Worker:
+        """Run in a background thread (embedded use and tests)."""
+        self._thread = threading.Thread(
+            target=self.run,
+            kwargs={"install_signal_handlers": False},
+            name=f"surefoot-worker-{self.worker_id}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Drain and stop; returns when the worker has stopped (or ``timeout`` passed)."""
+        self._stop.set()
+        self._wake.set()
+        self._stopped.wait(timeout)
+
+    def __enter__(self) -> Worker:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("worker %s: %s received, draining", self.worker_id, signal.Signals(signum).name)
+        self._stop.set()
+        self._wake.set()
+
+    # -- the claim loop ----------------------------------------------------------------------------
+    def _loop(self, pool: ThreadPoolExecutor, *, until_idle: bool) -> None:
+        rt = self.app.runtime
+        workflows = sorted(self.app.workflows)
+        global_limits = {
+            name: spec.concurrency
+            for name, spec in self.app.queues.items()
+            if spec.concurrency is not None
+        }
+        while not self._stop.is_set():
+            with self._active_lock:
+                free = self.concurrency - len(self._active)
+                caps = self._worker_caps()
+            claimed: list[ClaimedRun] = []
+            if free > 0:
+                try:
+                    claimed = rt.store.claim(
+                        self.worker_id,
+                        workflows=workflows,
+                        queues=self.queues,
+                        limit=free,
+                        lease_s=self.settings.lease_s,
+                        now=utc_now(),
+                        caps=caps,
+                        global_concurrency=global_limits,
+                    )
+                except StoreError:
+                    log.exception("claim failed; retrying")
+                    self._stop.wait(self.settings.poll_interval_s)
+                    continue
+            for item in claimed:
+                with self._active_lock:
+                    self._active[item.run.run_id] = item.lease
+                    self._active_queue[item.run.run_id] = item.run.queue
+                self.stats.claimed += 1
+                pool.submit(self._execute, item)
+            if claimed and len(claimed) == free:
+                continue
+            with self._active_lock:
+                idle = not self._active
+            if until_idle and idle and not claimed:
+                return
+            self._wake.wait(self.settings.poll_interval_s)
+            self._wake.clear()
+
+    def _worker_caps(self) -> dict[str, int]:
+        """How many more runs of each queue with a per-worker limit this worker may take."""
+        caps: dict[str, int] = {}
+        for name, spec in self.app.queues.items():
+            if spec.worker_concurrency is not None:
+                held = sum(1 for queue in self._active_queue.values() if queue == name)
+                caps[name] = max(0, spec.worker_concurrency - held)
+        return caps
+
+    def _execute(self, claimed: ClaimedRun) -> None:
+        run_id = claimed.run.run_id
+        try:
+            execute(self.app.runtime, claimed, self.control)
+            self.stats.executions += 1
+        except LeaseLostError:
+            log.warning("run %s: lease lost", run_id)
+        except Exception:
+            self.stats.errors += 1
+            log.exception(
+                "run %s: execution stopped by an unexpected error; its lease will "
+                "expire and another attempt will follow",
+                run_id,
+            )
+        finally:
+            with self._active_lock:
+                self._active.pop(run_id, None)
+                self._active_queue.pop(run_id, None)
+                self.control.cancelled.discard(run_id)
+                self.control.lost.discard(claimed.lease)
+            self._wake.set()
+
+    # -- leases ----------------------------------------------------------------------------------
+    def _heartbeat_loop(self) -> None:
+        rt = self.app.runtime
+        while not self._stopped.wait(self.settings.heartbeat_s):
+            with self._active_lock:
+                leases = list(self._active.values())
+            try:
+                lost, cancels = rt.store.heartbeat(
+                    self.worker_id, leases, self.settings.lease_s, utc_now()
+                )
+            except StoreError:
+                log.exception("heartbeat failed; leases will be renewed at the next beat")
+                continue
+            with self._active_lock:
+                # Only leases still held count: one that ended meanwhile (the run suspended,
+                # maybe already claimed again under a new lease) is not a loss.
+                revoked = {
+                    lease
+                    for lease in leases
+                    if lease.run_id in lost and self._active.get(lease.run_id) == lease
+                }
+                self.control.lost.update(revoked)
+                self.control.cancelled.update(
+                    run_id for run_id in cancels if run_id in self._active
+                )
+            for lease in revoked:
+                log.warning("run %s: lease taken over by another worker", lease.run_id)
+
+    def _drain(self, pool: ThreadPoolExecutor) -> None:
+        """Stop claiming; hand each run back at its next step boundary.
+
+        A step body cannot be stopped from outside. In a worker process (signal
+        handlers installed) runs still inside a step when ``drain_timeout_s`` passes
+        are released with their attempt recorded ``interrupted`` and the process ends
+        at once, so no body can act after its run was handed back (the next worker
+        reconciles it like any crash). An embedded worker never releases a run whose
+        body is still running: it keeps renewing that lease until the body returns.
+        """
+        self.control.draining = True
+        deadline = time.monotonic() + self.settings.drain_timeout_s
+        while time.monotonic() < deadline or not self._exit_process_after_drain:
+            with self._active_lock:
+                if not self._active:
+                    break
+            time.sleep(0.01)
+        with self._active_lock:
+            remaining = dict(self._active)
+        if not remaining:
+            pool.shutdown(wait=True)
+            return
+        rt = self.app.runtime
+        for run_id, lease in remaining.items():
+            try:
+                rt.store.release(lease, utc_now(), interrupt_open_attempts=True)
+                log.warning(
+                    "run %s: still inside a step after the drain timeout; released with its "
+                    "attempt recorded as interrupted",
+                    run_id,
+                )
+            except (LeaseLostError, StoreError):
+                log.exception("run %s: could not release", run_id)
+        try:
+            rt.store.worker_stopped(self.worker_id, utc_now())
+        finally:
+            log.warning(
+                "worker %s: ending the process so no released step can go on", self.worker_id
+            )
+            logging.shutdown()
+            os._exit(0)

@@ -1,0 +1,50 @@
+"""The shared store: PostgreSQL, for many workers on many hosts.
+
+Modules, from the bottom up: ``base`` (pool, transactions and retry, schema, audit
+chain), ``intake`` (new runs, events, lookups), ``leases`` (claims, heartbeats),
+``execution`` (fenced writes of a running execution), ``failures`` (compensation,
+circuit breakers), ``operators`` (dead-letter, reviews, cancel, fork, queues, audit),
+and beside them ``listen`` (wake-ups by ``LISTEN``, on a connection of their own).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from surefoot.errors import StoreError
+from surefoot.store.postgres.listen import Listener
+from surefoot.store.postgres.operators import OperatorMixin
+
+
+class PostgresStore(OperatorMixin):
+    """A :class:`~surefoot.store.base.Store` over one PostgreSQL database."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        auto_migrate: bool = True,
+        create: bool = True,
+        min_size: int = 1,
+        max_size: int = 10,
+    ) -> None:
+        self._listener: Listener | None = None  # set once the database is known to be usable
+        super().__init__(
+            url, auto_migrate=auto_migrate, create=create, min_size=min_size, max_size=max_size
+        )
+        self._listener = Listener(self._conninfo, self.safe_url)
+
+    def subscribe(self, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call ``wake`` whenever a run becomes claimable, from a listener thread that all
+        subscribers of this store share; returns the function that unsubscribes."""
+        if self._listener is None:
+            raise StoreError(f"{self.safe_url}: the store is not open")
+        return self._listener.subscribe(wake)
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+        super().close()
+
+
+__all__ = ["PostgresStore"]

@@ -1,0 +1,438 @@
+"""PostgreSQL plumbing: the pool, transactions with transient-error retry, schema, audit.
+
+Transactions: writers run at READ COMMITTED and lock what they change
+(``SELECT ... FOR UPDATE`` on the run row, which is what fences a lease);
+readers run at REPEATABLE READ, READ ONLY, so one read sees one snapshot.
+
+Transient errors (connection lost, server restart or failover, serialization
+failure, deadlock, too many connections) block and retry here with jittered
+backoff, re-running the whole transaction function, so a database blip is
+never a workflow failure. A commit whose answer was lost is not guessed at:
+the transaction id is read before ``COMMIT`` and looked up with
+``pg_xact_status`` afterwards, so a committed change is never applied twice.
+
+The audit chain is serialised by the single ``audit_head`` row: appending
+locks it until commit, so entries are numbered and linked in commit order.
+
+When a run becomes claimable, the transaction that made it so sends
+``NOTIFY surefoot_runs`` with the run's queue as payload (delivered on commit).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeAlias, TypeVar
+from urllib.parse import urlsplit
+from weakref import WeakKeyDictionary
+
+import psycopg
+from psycopg import IsolationLevel
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.pq import TransactionStatus
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+
+from surefoot.domain.audit import GENESIS, entry_hash
+from surefoot.domain.records import AuditRecord, Lease
+from surefoot.errors import (
+    LeaseLostError,
+    SchemaOutdatedError,
+    SchemaTooNewError,
+    StoreError,
+    StoreUnavailableError,
+    StoreUrlError,
+)
+from surefoot.store.base import SCHEMA_VERSION
+from surefoot.store.migrations import SCHEMA_TABLE_DDL, load_migrations
+
+T = TypeVar("T")
+Cursor: TypeAlias = psycopg.Cursor[DictRow]
+Row: TypeAlias = DictRow
+
+log = logging.getLogger("surefoot.store")
+
+MAX_RETRY_S = 120.0  # how long a transient failure is retried before it becomes an error
+FIRST_DELAY_S = 0.01
+MAX_DELAY_S = 1.0
+POOL_TIMEOUT_S = 10.0  # waiting for a free (or new) connection; a timeout is retried
+NOTIFY_CHANNEL = "surefoot_runs"
+MIGRATION_LOCK = 0x5F5E_F007  # pg_advisory_xact_lock key: one migrator at a time
+# NULL when the transaction wrote nothing: then its commit outcome does not matter.
+_CURRENT_XID = "SELECT pg_current_xact_id_if_assigned()::text AS xid"
+
+# Connection settings Surefoot chooses unless the URL says otherwise: fail fast on a
+# dead network instead of hanging, and name the connections for pg_stat_activity.
+_DEFAULTS = {
+    "application_name": "surefoot",
+    "connect_timeout": "10",
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+}
+
+# SQLSTATE classes and codes worth retrying: connection exceptions (08), transaction
+# rollbacks such as serialization failure and deadlock (40), insufficient resources such as
+# too many connections (53), and operator intervention: shutdown, crash, starting up (57P0x).
+# 25006: a failover left us on a read-only server. 55P03: lock not available.
+_TRANSIENT_CLASSES = ("08", "40", "53")
+_TRANSIENT_STATES = frozenset({"25006", "25P03", "55P03", "57P01", "57P02", "57P03", "57P05"})
+
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*")
+
+
+def is_transient(exc: psycopg.Error) -> bool:
+    if isinstance(exc, PoolClosed):
+        return False
+    if isinstance(exc, PoolTimeout):
+        return True
+    state = exc.sqlstate
+    if state is None:
+        # Raised by the client itself: the connection failed, closed or was lost.
+        return isinstance(exc, psycopg.OperationalError)
+    return state[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_STATES
+
+
+def _loses_connection(exc: psycopg.Error) -> bool:
+    """Whether the connection that raised this should not be reused."""
+    state = exc.sqlstate
+    return state is None or not state.startswith("40")
+
+
+def redacted(url: str) -> str:
+    """The URL without its password (in the user part or the query), for messages."""
+    netloc = urlsplit(url).netloc
+    userinfo, at, hosts = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        url = url.replace(netloc, f"{userinfo.split(':', 1)[0]}:***@{hosts}", 1)
+    return _QUERY_PASSWORD.sub(r"\1***", url)
+
+
+def conninfo_for(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise StoreUrlError(
+            f"not a PostgreSQL URL: {redacted(url)!r} "
+            "(expected postgresql://user@host:5432/database)"
+        )
+    try:
+        given = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise StoreUrlError(f"invalid PostgreSQL URL {redacted(url)!r}: {exc}") from exc
+    extra = {key: value for key, value in _DEFAULTS.items() if key not in given}
+    return make_conninfo(url, **extra)
+
+
+def ts(value: datetime | None) -> datetime | None:
+    """A datetime for a query parameter: aware, in UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the store; Surefoot uses aware UTC")
+    return value.astimezone(UTC)
+
+
+def iso(value: datetime) -> str:
+    """The text form the audit chain hashes (the same as the SQLite store stores)."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def dt(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC)
+
+
+def dt_required(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def dumps_json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"), default=str)
+
+
+def one(cur: Cursor) -> Row:
+    """The row a statement always returns (an aggregate, ``RETURNING``)."""
+    row = cur.fetchone()
+    if row is None:
+        raise StoreError("the database returned no row where one was certain")
+    return row
+
+
+class PostgresBase:
+    """The connection pool, transactions and the audit chain."""
+
+    dialect = "postgres"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        auto_migrate: bool = True,
+        create: bool = True,
+        min_size: int = 1,
+        max_size: int = 10,
+    ) -> None:
+        self.url = redacted(url)  # what messages and listings show; never the password
+        self.safe_url = self.url
+        self._conninfo = conninfo_for(url)
+        self._closed = False
+        self._max_size = max_size
+        # When each pooled connection was opened, and when a connection was last lost:
+        # connections older than the loss are presumed dead too (a restart, a failover,
+        # pg_terminate_backend) and replaced without being tried.
+        self._opened_at: WeakKeyDictionary[psycopg.Connection[Any], float] = WeakKeyDictionary()
+        self._opened_lock = threading.Lock()
+        self._lost_at = 0.0
+        try:
+            psycopg.connect(self._conninfo).close()
+        except psycopg.Error as exc:
+            raise StoreUnavailableError(f"cannot reach {self.safe_url}: {exc}") from exc
+        self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
+            self._conninfo,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            timeout=POOL_TIMEOUT_S,
+            name="surefoot",
+            configure=self._opened,
+        )
+        self._pool.open()
+        try:
+            version = self.schema_version()
+            if version > SCHEMA_VERSION:
+                raise SchemaTooNewError(
+                    f"{self.safe_url} has schema {version}, newer than this Surefoot "
+                    f"understands ({SCHEMA_VERSION}); upgrade Surefoot. Nothing was changed."
+                )
+            if version == 0 and not create:
+                raise StoreUnavailableError(
+                    f"{self.safe_url} holds no Surefoot store; check --store / "
+                    "SUREFOOT_STORE_URL (`surefoot db upgrade --store URL` creates one)"
+                )
+            if version < SCHEMA_VERSION:
+                if not auto_migrate:
+                    raise SchemaOutdatedError(
+                        f"{self.safe_url} has schema {version}; this code needs "
+                        f"{SCHEMA_VERSION}. Run `surefoot db upgrade`."
+                    )
+                self.migrate()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        self._closed = True
+        self._pool.close()
+
+    # -- transactions --------------------------------------------------------------------
+    def _write(self, fn: Callable[[Cursor], T]) -> T:
+        return self._run(fn, write=True)
+
+    def _read(self, fn: Callable[[Cursor], T]) -> T:
+        return self._run(fn, write=False)
+
+    def _run(self, fn: Callable[[Cursor], T], *, write: bool) -> T:
+        deadline = time.monotonic() + MAX_RETRY_S
+        delay = FIRST_DELAY_S
+        failures = 0
+        while True:
+            if self._closed:
+                raise StoreError("the store is closed")
+            try:
+                return self._once(fn, write=write, deadline=deadline)
+            except psycopg.Error as exc:
+                if not is_transient(exc):
+                    raise StoreError(f"{self.safe_url}: {exc}") from exc
+                if time.monotonic() > deadline:
+                    raise StoreUnavailableError(
+                        f"{self.safe_url}: still failing after {MAX_RETRY_S:g}s: {exc}"
+                    ) from exc
+                failures += 1
+                if failures == 1:
+                    log.warning("transient store error, retrying: %s", exc)
+            time.sleep(random.uniform(0, delay))  # noqa: S311 - jitter, not security
+            delay = min(delay * 2, MAX_DELAY_S)
+
+    def _opened(self, conn: psycopg.Connection[Any]) -> None:
+        with self._opened_lock:
+            self._opened_at[conn] = time.monotonic()
+
+    def _checkout(self) -> psycopg.Connection[Any]:
+        """A pooled connection opened after the last connection loss, if one comes soon."""
+        for _ in range(self._max_size):
+            conn = self._pool.getconn()
+            with self._opened_lock:
+                opened_at = self._opened_at.get(conn, 0.0)
+            if opened_at > self._lost_at:
+                return conn
+            conn.close()  # the pool replaces it with a new one
+            self._pool.putconn(conn)
+        return self._pool.getconn()
+
+    def _once(self, fn: Callable[[Cursor], T], *, write: bool, deadline: float) -> T:
+        conn = self._checkout()
+        discard = False
+        try:
+            conn.isolation_level = (
+                IsolationLevel.READ_COMMITTED if write else IsolationLevel.REPEATABLE_READ
+            )
+            conn.read_only = not write
+            xid: str | None = None
+            with conn.cursor(row_factory=dict_row) as cur:
+                result = fn(cur)
+                if write:
+                    xid = one(cur.execute(_CURRENT_XID))["xid"]
+            try:
+                conn.commit()
+            except psycopg.Error as exc:
+                if xid is None or not is_transient(exc):
+                    raise
+                discard = True
+                if self._committed(xid, deadline):
+                    return result
+                raise
+            return result
+        except psycopg.Error as exc:
+            if _loses_connection(exc):
+                discard = True
+                if conn.broken or conn.closed:
+                    self._lost_at = time.monotonic()
+            raise
+        finally:
+            if discard:
+                conn.close()
+            elif not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
+                try:
+                    conn.rollback()
+                except psycopg.Error:
+                    conn.close()
+            self._pool.putconn(conn)
+
+    def _committed(self, xid: str, deadline: float) -> bool:
+        """After a ``COMMIT`` whose answer was lost: did the transaction commit?"""
+        delay = FIRST_DELAY_S
+        while True:
+            status = self._read(
+                lambda cur: one(cur.execute("SELECT pg_xact_status(%s::xid8) AS s", (xid,)))["s"]
+            )
+            if status == "committed":
+                return True
+            if status == "aborted":
+                return False
+            if status is None or time.monotonic() > deadline:
+                raise StoreUnavailableError(
+                    f"{self.safe_url}: the outcome of transaction {xid} cannot be told "
+                    f"(status {status!r}); nothing will be retried blind"
+                )
+            time.sleep(random.uniform(0, delay))  # noqa: S311 - jitter, not security
+            delay = min(delay * 2, MAX_DELAY_S)
+
+    # -- schema -------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        def read(cur: Cursor) -> int:
+            present = one(cur.execute("SELECT to_regclass('surefoot_schema') AS t"))["t"]
+            if present is None:
+                return 0
+            return int(one(cur.execute("SELECT MAX(version) AS v FROM surefoot_schema"))["v"] or 0)
+
+        return self._read(read)
+
+    def migrate(self) -> int:
+        """Apply missing migrations in one transaction, one migrator at a time."""
+
+        def apply(cur: Cursor) -> int:
+            cur.execute("SELECT pg_advisory_xact_lock(%s::bigint)", (MIGRATION_LOCK,))
+            cur.execute(SCHEMA_TABLE_DDL)
+            current = int(
+                one(cur.execute("SELECT COALESCE(MAX(version), 0) AS v FROM surefoot_schema"))["v"]
+            )
+            if current > SCHEMA_VERSION:
+                raise SchemaTooNewError(
+                    f"{self.safe_url} has schema {current}; code knows {SCHEMA_VERSION}"
+                )
+            for migration in load_migrations(self.dialect):
+                if migration.version <= current:
+                    continue
+                cur.execute(migration.sql)
+                cur.execute(
+                    "INSERT INTO surefoot_schema VALUES (%s, %s, %s)",
+                    (migration.version, migration.name, iso(datetime.now(UTC))),
+                )
+                current = migration.version
+            return current
+
+        return self._write(apply)
+
+    # -- fencing, audit and wake-ups (called inside a write transaction) -------------------
+    @staticmethod
+    def _fence_txn(cur: Cursor, lease: Lease) -> Row:
+        row = cur.execute(
+            "SELECT * FROM runs WHERE run_id = %s FOR UPDATE", (lease.run_id,)
+        ).fetchone()
+        if (
+            row is None
+            or row["lease_owner"] != lease.worker_id
+            or row["lease_epoch"] != lease.epoch
+        ):
+            raise LeaseLostError(
+                f"run {lease.run_id} is no longer leased to {lease.worker_id} "
+                f"(epoch {lease.epoch}); nothing was written"
+            )
+        return row
+
+    @staticmethod
+    def _audit_txn(cur: Cursor, record: AuditRecord, now: datetime) -> None:
+        head = cur.execute(
+            "SELECT seq, hash FROM audit_head WHERE only_row = 1 FOR UPDATE"
+        ).fetchone()
+        prev_seq, prev_hash = (int(head["seq"]), str(head["hash"])) if head else (0, GENESIS)
+        seq = prev_seq + 1
+        at = iso(now)
+        digest = entry_hash(
+            prev_hash,
+            seq=seq,
+            at=at,
+            actor=record.actor,
+            action=record.action,
+            entity=record.entity,
+            entity_id=record.entity_id,
+            before=record.before,
+            after=record.after,
+            reason=record.reason,
+            correlation_id=record.correlation_id,
+        )
+        cur.execute(
+            "INSERT INTO audit_log (seq, at, actor, action, entity, entity_id, before, after,"
+            " reason, correlation_id, prev_hash, hash)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                seq,
+                ts(now),
+                record.actor,
+                record.action,
+                record.entity,
+                record.entity_id,
+                dumps_json(record.before),
+                dumps_json(record.after),
+                record.reason,
+                record.correlation_id,
+                prev_hash,
+                digest,
+            ),
+        )
+        cur.execute(
+            "INSERT INTO audit_head (only_row, seq, hash) VALUES (1, %s, %s)"
+            " ON CONFLICT (only_row) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            (seq, digest),
+        )
+
+    @staticmethod
+    def _notify_txn(cur: Cursor, queue: str) -> None:
+        """Tell listening workers that a run in ``queue`` can be claimed (sent on commit)."""
+        cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, queue))

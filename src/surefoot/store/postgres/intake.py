@@ -1,0 +1,322 @@
+"""Intake and lookup: new runs, events sent to runs, workers, history reads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from surefoot.domain.queues import QueueSpec
+from surefoot.domain.records import (
+    AttemptRecord,
+    AuditRecord,
+    EventRecord,
+    History,
+    JournalEntry,
+    NewRun,
+    RunRecord,
+)
+from surefoot.domain.status import RunStatus
+from surefoot.errors import (
+    BackPressureError,
+    IdempotencyKeyConflictError,
+    RunAlreadyFinishedError,
+    RunNotFoundError,
+    StoreError,
+)
+from surefoot.store.postgres import rows
+from surefoot.store.postgres.base import Cursor, PostgresBase, Row, iso, one, ts
+
+# A run by its id, or else by its idempotency key (an id match wins).
+_RUN_BY_ID_OR_KEY = (
+    "SELECT * FROM runs WHERE run_id = %(ref)s OR idempotency_key = %(ref)s"
+    " ORDER BY run_id = %(ref)s DESC LIMIT 1"
+)
+
+
+class IntakeMixin(PostgresBase):
+    # -- intake -------------------------------------------------------------------------
+    def create_run(
+        self, new: NewRun, now: datetime, actor: str, *, queue: QueueSpec | None = None
+    ) -> tuple[RunRecord, bool]:
+        def txn(cur: Cursor) -> tuple[RunRecord, bool]:
+            existing = self._run_with_key_txn(cur, new)
+            if existing is not None:
+                return existing, False
+            if new.debounce_key is not None:
+                debounced = self._debounce_txn(cur, new, now, actor)
+                if debounced is not None:
+                    return debounced, False
+            if queue is not None and queue.max_depth is not None:
+                self._check_depth_txn(cur, new.queue, queue)
+            created = self._insert_run_txn(cur, new, now)
+            if created is None:  # a concurrent start with the same key committed first
+                raced = self._run_with_key_txn(cur, new)
+                if raced is None:
+                    raise StoreError(f"run {new.run_id} was neither created nor found")
+                return raced, False
+            self._audit_txn(
+                cur,
+                AuditRecord(
+                    actor,
+                    "run.created",
+                    "run",
+                    new.run_id,
+                    None,
+                    {
+                        "status": "waiting" if new.not_before else "pending",
+                        "workflow": new.workflow,
+                        "queue": new.queue,
+                        "idempotency_key": new.idempotency_key,
+                        "debounce_key": new.debounce_key,
+                    },
+                    correlation_id=new.correlation_id,
+                ),
+                now,
+            )
+            self._notify_txn(cur, new.queue)
+            return rows.run_from_row(created), True
+
+        return self._write(txn)
+
+    @staticmethod
+    def _check_depth_txn(cur: Cursor, name: str, queue: QueueSpec) -> None:
+        """Bounded intake: serialised per queue so concurrent starters cannot overshoot."""
+        assert queue.max_depth is not None
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"surefoot-depth:{name}",))
+        depth = one(
+            cur.execute(
+                "SELECT COUNT(*) AS n FROM runs WHERE queue = %s AND status = 'pending'", (name,)
+            )
+        )["n"]
+        if depth >= queue.max_depth:
+            raise BackPressureError(
+                f"queue {name!r} holds {depth} pending runs (max_depth={queue.max_depth}); "
+                f"nothing was stored, retry after {queue.retry_after_s:g}s",
+                queue=name,
+                retry_after_s=queue.retry_after_s,
+            )
+
+    def _debounce_txn(
+        self, cur: Cursor, new: NewRun, now: datetime, actor: str
+    ) -> RunRecord | None:
+        """A start within the window of a run not yet started replaces that run's inputs
+        and pushes its start back; the caller gets the same run."""
+        cur.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(%s))",
+            (f"surefoot-debounce:{new.workflow}:{new.debounce_key}",),
+        )
+        row = cur.execute(
+            "SELECT * FROM runs WHERE workflow = %s AND debounce_key = %s AND status = 'waiting'"
+            " AND wait_reason = 'debounce' ORDER BY created_at LIMIT 1 FOR UPDATE",
+            (new.workflow, new.debounce_key),
+        ).fetchone()
+        if row is None:
+            return None
+        updated = one(
+            cur.execute(
+                "UPDATE runs SET inputs = %s, inputs_hash = %s, wake_at = %s, updated_at = %s"
+                " WHERE run_id = %s RETURNING *",
+                (new.inputs, new.inputs_hash, ts(new.not_before), ts(now), row["run_id"]),
+            )
+        )
+        self._audit_txn(
+            cur,
+            AuditRecord(
+                actor,
+                "run.debounced",
+                "run",
+                row["run_id"],
+                {"wake_at": iso(row["wake_at"]) if row["wake_at"] else None},
+                {
+                    "wake_at": iso(new.not_before) if new.not_before else None,
+                    "inputs_hash": new.inputs_hash,
+                },
+                correlation_id=row["correlation_id"],
+            ),
+            now,
+        )
+        return rows.run_from_row(updated)
+
+    @staticmethod
+    def _run_with_key_txn(cur: Cursor, new: NewRun) -> RunRecord | None:
+        """The run that already holds ``new``'s idempotency key, if it is the same start."""
+        if new.idempotency_key is None:
+            return None
+        row = cur.execute(
+            "SELECT * FROM runs WHERE idempotency_key = %s", (new.idempotency_key,)
+        ).fetchone()
+        if row is None:
+            return None
+        existing = rows.run_from_row(row)
+        if existing.workflow != new.workflow or existing.inputs_hash != new.inputs_hash:
+            raise IdempotencyKeyConflictError(
+                f"idempotency key {new.idempotency_key!r} already belongs to run "
+                f"{existing.run_id} of {existing.workflow} with other inputs"
+            )
+        return existing
+
+    @staticmethod
+    def _insert_run_txn(cur: Cursor, new: NewRun, now: datetime) -> Row | None:
+        """Insert a run (pending, or waiting for its debounce window); ``None`` when its
+        idempotency key is already taken."""
+        waiting = new.not_before is not None
+        return cur.execute(
+            "INSERT INTO runs (run_id, workflow, queue, status, idempotency_key, inputs_hash,"
+            " priority, partition_key, debounce_key, wait_reason, wake_at, inputs,"
+            " correlation_id, forked_from_run_id, forked_at_position, created_at, updated_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (idempotency_key) DO NOTHING RETURNING *",
+            (
+                new.run_id,
+                new.workflow,
+                new.queue,
+                "waiting" if waiting else "pending",
+                new.idempotency_key,
+                new.inputs_hash,
+                new.priority,
+                new.partition_key,
+                new.debounce_key,
+                "debounce" if waiting else None,
+                ts(new.not_before),
+                new.inputs,
+                new.correlation_id,
+                new.forked_from_run_id,
+                new.forked_at_position,
+                ts(now),
+                ts(now),
+            ),
+        ).fetchone()
+
+    # -- lookup -------------------------------------------------------------------------
+    def get_run(self, run_id: str) -> RunRecord | None:
+        row = self._read(
+            lambda cur: cur.execute("SELECT * FROM runs WHERE run_id = %s", (run_id,)).fetchone()
+        )
+        return rows.run_from_row(row) if row else None
+
+    def find_run(self, run_id_or_key: str) -> RunRecord | None:
+        row = self._read(
+            lambda cur: cur.execute(_RUN_BY_ID_OR_KEY, {"ref": run_id_or_key}).fetchone()
+        )
+        return rows.run_from_row(row) if row else None
+
+    def load_history(self, run_id: str) -> History:
+        return self._read(lambda cur: self._history_txn(cur, run_id))
+
+    @staticmethod
+    def _history_txn(cur: Cursor, run_id: str) -> History:
+        history = History()
+        for row in cur.execute("SELECT * FROM journal WHERE run_id = %s", (run_id,)):
+            history.journal[row["position"]] = rows.journal_from_row(row)
+        for row in cur.execute(
+            "SELECT * FROM attempts WHERE run_id = %s AND kind = 'step' ORDER BY position, attempt",
+            (run_id,),
+        ):
+            history.attempts.setdefault(row["position"], []).append(rows.attempt_from_row(row))
+        for row in cur.execute(
+            "SELECT * FROM review_items WHERE run_id = %s ORDER BY created_at", (run_id,)
+        ):
+            item = rows.review_from_row(row)
+            history.reviews.setdefault(item.position, []).append(item)
+        return history
+
+    def list_attempts(self, run_id: str) -> list[AttemptRecord]:
+        return self._read(
+            lambda cur: [
+                rows.attempt_from_row(r)
+                for r in cur.execute(
+                    "SELECT * FROM attempts WHERE run_id = %s"
+                    " ORDER BY started_at, position, attempt",
+                    (run_id,),
+                )
+            ]
+        )
+
+    def list_journal(self, run_id: str) -> list[JournalEntry]:
+        return self._read(
+            lambda cur: [
+                rows.journal_from_row(r)
+                for r in cur.execute(
+                    "SELECT * FROM journal WHERE run_id = %s ORDER BY position", (run_id,)
+                )
+            ]
+        )
+
+    # -- workers ---------------------------------------------------------------------------
+    def register_worker(
+        self, worker_id: str, hostname: str, pid: int, queues: Sequence[str], now: datetime
+    ) -> None:
+        def txn(cur: Cursor) -> None:
+            cur.execute(
+                "INSERT INTO workers (worker_id, hostname, pid, queues, started_at,"
+                " heartbeat_at) VALUES (%s, %s, %s, %s, %s, %s)",
+                (worker_id, hostname, pid, ",".join(queues) or "*", ts(now), ts(now)),
+            )
+
+        self._write(txn)
+
+    def worker_stopped(self, worker_id: str, now: datetime) -> None:
+        def txn(cur: Cursor) -> None:
+            cur.execute(
+                "UPDATE workers SET stopped_at = %s WHERE worker_id = %s", (ts(now), worker_id)
+            )
+
+        self._write(txn)
+
+    # -- events -----------------------------------------------------------------------------
+    def send_event(
+        self,
+        run_id_or_key: str,
+        name: str,
+        payload: str | None,
+        *,
+        event_key: str | None,
+        now: datetime,
+        actor: str,
+    ) -> EventRecord:
+        def txn(cur: Cursor) -> EventRecord:
+            # Locking the run orders this against a worker deciding to wait for the event.
+            row = cur.execute(_RUN_BY_ID_OR_KEY + " FOR UPDATE", {"ref": run_id_or_key}).fetchone()
+            if row is None:
+                raise RunNotFoundError(f"no run has id or idempotency key {run_id_or_key!r}")
+            run = rows.run_from_row(row)
+            if event_key is not None:
+                dup = cur.execute(
+                    "SELECT * FROM events WHERE run_id = %s AND event_key = %s",
+                    (run.run_id, event_key),
+                ).fetchone()
+                if dup is not None:
+                    return rows.event_from_row(dup)
+            if run.status.is_terminal:
+                raise RunAlreadyFinishedError(
+                    f"run {run.run_id} is {run.status}; the event {name!r} was not stored"
+                )
+            event = one(
+                cur.execute(
+                    "INSERT INTO events (run_id, name, event_key, payload, sent_at)"
+                    " VALUES (%s, %s, %s, %s, %s) RETURNING *",
+                    (run.run_id, name, event_key, payload, ts(now)),
+                )
+            )
+            if run.status is RunStatus.WAITING and run.waiting_for == name:
+                cur.execute(
+                    "UPDATE runs SET wake_at = %s, updated_at = %s WHERE run_id = %s",
+                    (ts(now), ts(now), run.run_id),
+                )
+                self._notify_txn(cur, run.queue)
+            self._audit_txn(
+                cur,
+                AuditRecord(
+                    actor,
+                    "event.received",
+                    "run",
+                    run.run_id,
+                    None,
+                    {"event": name, "event_seq": event["event_seq"], "event_key": event_key},
+                    correlation_id=run.correlation_id,
+                ),
+                now,
+            )
+            return rows.event_from_row(event)
+
+        return self._write(txn)

@@ -1,0 +1,272 @@
+"""Claims and leases: which worker holds which run, renewed by heartbeats.
+
+Claiming locks the chosen runs with ``FOR UPDATE SKIP LOCKED``: workers on many
+hosts claim at once without waiting for each other and never both get a run.
+Every claim bumps ``lease_epoch``; writes for the run are fenced by
+(``lease_owner``, ``lease_epoch``) under a row lock, so a worker that lost its
+lease can write nothing more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+
+from surefoot.domain.records import AttemptRecord, AuditRecord, Lease
+from surefoot.domain.status import RunStatus
+from surefoot.store.base import ClaimedRun
+from surefoot.store.postgres import rows
+from surefoot.store.postgres.base import Cursor, Row, dumps_json, iso, one, ts
+from surefoot.store.postgres.intake import IntakeMixin
+
+
+def actor_of(worker_id: str) -> str:
+    return f"worker:{worker_id}"
+
+
+class LeaseMixin(IntakeMixin):
+    def claim(
+        self,
+        worker_id: str,
+        *,
+        workflows: Sequence[str],
+        queues: Sequence[str] | None,
+        limit: int,
+        lease_s: float,
+        now: datetime,
+        caps: Mapping[str, int] | None = None,
+        global_concurrency: Mapping[str, int] | None = None,
+    ) -> list[ClaimedRun]:
+        if limit <= 0 or not workflows:
+            return []
+        base = [
+            "SELECT * FROM runs WHERE (status = 'pending'",
+            " OR (status = 'waiting' AND wake_at IS NOT NULL AND wake_at <= %(now)s)",
+            " OR (status IN ('running', 'compensating') AND lease_expires_at <= %(now)s))",
+            " AND workflow = ANY(%(workflows)s)",
+            " AND queue NOT IN (SELECT queue FROM queues WHERE paused)",
+            # One run per partition key at a time, in order: only the oldest unfinished
+            # run of a key is claimable.
+            " AND (partition_key IS NULL OR NOT EXISTS (SELECT 1 FROM runs AS earlier"
+            " WHERE earlier.partition_key = runs.partition_key"
+            " AND earlier.status NOT IN ('succeeded', 'failed', 'cancelled')"
+            " AND (earlier.created_at < runs.created_at OR (earlier.created_at ="
+            " runs.created_at AND earlier.run_id < runs.run_id))))",
+        ]
+        order = " ORDER BY priority DESC, created_at LIMIT %(limit)s FOR UPDATE OF runs SKIP LOCKED"
+        wanted = list(queues) if queues else None
+        params: dict[str, object] = {
+            "now": ts(now),
+            "workflows": list(workflows),
+            "queues": wanted or [],
+            "limit": limit,
+        }
+
+        def candidates(cur: Cursor) -> list[Row]:
+            capped = dict(caps or {})
+            limited = sorted(global_concurrency or {})
+            for name in limited:
+                # Serialise claims of a globally limited queue so two workers cannot both
+                # see the same number running and overshoot the limit.
+                cur.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"surefoot-claim:{name}",)
+                )
+            if limited:
+                running = {
+                    row["queue"]: row["n"]
+                    for row in cur.execute(
+                        "SELECT queue, COUNT(*) AS n FROM runs WHERE queue = ANY(%s)"
+                        " AND status IN ('running', 'compensating') AND lease_expires_at > %s"
+                        " GROUP BY queue",
+                        (limited, ts(now)),
+                    ).fetchall()
+                }
+                for name in limited:
+                    free = max(0, (global_concurrency or {})[name] - int(running.get(name, 0)))
+                    capped[name] = min(capped.get(name, free), free)
+            found: list[Row] = []
+            for name, cap in capped.items():
+                if (wanted is not None and name not in wanted) or cap <= 0:
+                    continue
+                found += cur.execute(
+                    "".join([*base, " AND queue = %(queue)s", order]),
+                    {**params, "queue": name, "limit": min(cap, limit)},
+                ).fetchall()
+            rest = [*base]
+            if wanted is not None:
+                rest.append(" AND queue = ANY(%(queues)s)")
+            if capped:
+                rest.append(" AND NOT (queue = ANY(%(capped)s))")
+            found += cur.execute(
+                "".join([*rest, order]), {**params, "capped": list(capped)}
+            ).fetchall()
+            found.sort(key=lambda r: (-r["priority"], r["created_at"]))
+            return found[:limit]
+
+        def txn(cur: Cursor) -> list[ClaimedRun]:
+            found = candidates(cur)
+            expires = ts(now + timedelta(seconds=lease_s))
+            claimed: list[ClaimedRun] = []
+            for row in found:
+                before = rows.run_from_row(row)
+                taken_over = before.status in (RunStatus.RUNNING, RunStatus.COMPENSATING)
+                status = (
+                    RunStatus.COMPENSATING
+                    if before.status is RunStatus.COMPENSATING
+                    else RunStatus.RUNNING
+                )
+                updated = one(
+                    cur.execute(
+                        "UPDATE runs SET status = %s, lease_owner = %s,"
+                        " lease_epoch = lease_epoch + 1, lease_expires_at = %s,"
+                        " deliveries = deliveries + 1, wait_reason = NULL, wake_at = NULL,"
+                        " waiting_for = NULL, updated_at = %s WHERE run_id = %s RETURNING *",
+                        (status.value, worker_id, expires, ts(now), before.run_id),
+                    )
+                )
+                interrupted = (
+                    self._interrupt_open_attempts_txn(
+                        cur,
+                        before.run_id,
+                        now,
+                        f"worker {before.lease_owner} stopped before finishing (its lease "
+                        f"expired at {_iso_or_none(before.lease_expires_at)})",
+                        worker_id,
+                    )
+                    if taken_over
+                    else ()
+                )
+                self._audit_txn(
+                    cur,
+                    AuditRecord(
+                        actor_of(worker_id),
+                        "run.taken_over" if taken_over else "run.claimed",
+                        "run",
+                        before.run_id,
+                        {"status": before.status.value, "lease_owner": before.lease_owner},
+                        {"status": status.value, "lease_owner": worker_id},
+                        correlation_id=before.correlation_id,
+                    ),
+                    now,
+                )
+                run = rows.run_from_row(updated)
+                claimed.append(
+                    ClaimedRun(
+                        run,
+                        Lease(run.run_id, worker_id, run.lease_epoch),
+                        self._history_txn(cur, run.run_id),
+                        interrupted,
+                    )
+                )
+            return claimed
+
+        return self._write(txn)
+
+    def _interrupt_open_attempts_txn(
+        self, cur: Cursor, run_id: str, now: datetime, why: str, worker_id: str
+    ) -> tuple[AttemptRecord, ...]:
+        open_rows = cur.execute(
+            "SELECT * FROM attempts WHERE run_id = %s AND outcome = 'running'"
+            " ORDER BY position, kind, attempt",
+            (run_id,),
+        ).fetchall()
+        error = dumps_json({"type": "surefoot.Interrupted", "message": why})
+        for row in open_rows:
+            cur.execute(
+                "UPDATE attempts SET outcome = 'interrupted', error = %s, finished_at = %s"
+                " WHERE run_id = %s AND position = %s AND kind = %s AND attempt = %s",
+                (error, ts(now), run_id, row["position"], row["kind"], row["attempt"]),
+            )
+            self._audit_txn(
+                cur,
+                AuditRecord(
+                    actor_of(worker_id),
+                    "attempt.interrupted",
+                    "attempt",
+                    f"{run_id}/{row['position']}/{row['attempt']}",
+                    {"outcome": "running"},
+                    {"outcome": "interrupted"},
+                    reason=why,
+                ),
+                now,
+            )
+        return tuple(
+            rows.attempt_from_row(r)
+            for r in cur.execute(
+                "SELECT * FROM attempts WHERE run_id = %s AND outcome = 'interrupted'"
+                " AND finished_at = %s",
+                (run_id, ts(now)),
+            )
+        )
+
+    def heartbeat(
+        self, worker_id: str, leases: Sequence[Lease], lease_s: float, now: datetime
+    ) -> tuple[set[str], set[str]]:
+        ordered = sorted(leases, key=lambda lease: lease.run_id)  # one lock order for all
+
+        def txn(cur: Cursor) -> tuple[set[str], set[str]]:
+            cur.execute(
+                "UPDATE workers SET heartbeat_at = %s WHERE worker_id = %s", (ts(now), worker_id)
+            )
+            expires = ts(now + timedelta(seconds=lease_s))
+            lost: set[str] = set()
+            for lease in ordered:
+                cur.execute(
+                    "UPDATE runs SET lease_expires_at = %s WHERE run_id = %s AND "
+                    "lease_owner = %s AND lease_epoch = %s",
+                    (expires, lease.run_id, lease.worker_id, lease.epoch),
+                )
+                if cur.rowcount == 0:
+                    lost.add(lease.run_id)
+            held = [lease.run_id for lease in ordered if lease.run_id not in lost]
+            cancels: set[str] = set()
+            if held:
+                cancels = {
+                    r["run_id"]
+                    for r in cur.execute(
+                        "SELECT run_id FROM runs WHERE cancel_requested AND run_id = ANY(%s)",
+                        (held,),
+                    )
+                }
+            return lost, cancels
+
+        return self._write(txn)
+
+    def release(self, lease: Lease, now: datetime, *, interrupt_open_attempts: bool) -> None:
+        def txn(cur: Cursor) -> None:
+            row = self._fence_txn(cur, lease)
+            if interrupt_open_attempts:
+                self._interrupt_open_attempts_txn(
+                    cur,
+                    lease.run_id,
+                    now,
+                    "the worker shut down during the attempt",
+                    lease.worker_id,
+                )
+            status = "compensating" if row["status"] == "compensating" else "pending"
+            cur.execute(
+                "UPDATE runs SET status = %s, lease_owner = NULL, lease_expires_at = %s,"
+                " updated_at = %s WHERE run_id = %s",
+                (status, ts(now), ts(now), lease.run_id),
+            )
+            self._audit_txn(
+                cur,
+                AuditRecord(
+                    actor_of(lease.worker_id),
+                    "run.released",
+                    "run",
+                    lease.run_id,
+                    {"status": row["status"]},
+                    {"status": status},
+                    reason="worker draining",
+                    correlation_id=row["correlation_id"],
+                ),
+                now,
+            )
+            self._notify_txn(cur, row["queue"])
+
+        self._write(txn)
+
+
+def _iso_or_none(value: datetime | None) -> str | None:
+    return None if value is None else iso(value)

@@ -1,0 +1,205 @@
+-- Surefoot schema 1 (PostgreSQL). Migrations are numbered and never edited once released.
+-- The same tables, columns and meanings as the SQLite schema. Timestamps are timestamptz
+-- (UTC in and out); JSON stays text so payloads are returned byte for byte as written.
+-- Identifiers use the "C" collation so listings order exactly as they do on SQLite.
+
+CREATE TABLE runs (
+    run_id              TEXT COLLATE "C" PRIMARY KEY,
+    workflow            TEXT NOT NULL,
+    queue               TEXT NOT NULL,
+    status              TEXT NOT NULL,
+    idempotency_key     TEXT UNIQUE,
+    inputs_hash         TEXT NOT NULL,
+    priority            BIGINT NOT NULL DEFAULT 0,
+    partition_key       TEXT,
+    debounce_key        TEXT,
+    inputs              TEXT NOT NULL,
+    output              TEXT,
+    error               TEXT,
+    correlation_id      TEXT,
+    forked_from_run_id  TEXT,
+    forked_at_position  INTEGER,
+    wait_reason         TEXT,
+    wake_at             TIMESTAMPTZ,
+    waiting_for         TEXT,
+    lease_owner         TEXT,
+    lease_epoch         BIGINT NOT NULL DEFAULT 0,
+    lease_expires_at    TIMESTAMPTZ,
+    generation          INTEGER NOT NULL DEFAULT 0,
+    cancel_requested    BOOLEAN NOT NULL DEFAULT FALSE,
+    deliveries          INTEGER NOT NULL DEFAULT 0,
+    created_at          TIMESTAMPTZ NOT NULL,
+    updated_at          TIMESTAMPTZ NOT NULL,
+    finished_at         TIMESTAMPTZ
+);
+CREATE INDEX runs_claimable ON runs (status, queue, priority DESC, created_at);
+CREATE INDEX runs_wake ON runs (status, wake_at);
+CREATE INDEX runs_workflow ON runs (workflow, created_at);
+CREATE INDEX runs_correlation ON runs (correlation_id);
+CREATE INDEX runs_partition ON runs (partition_key, created_at) WHERE partition_key IS NOT NULL;
+CREATE INDEX runs_debounce ON runs (workflow, debounce_key) WHERE debounce_key IS NOT NULL;
+CREATE INDEX runs_created ON runs (created_at DESC, run_id);
+
+-- The journal: one row per position of a run's history. Replay reads it.
+CREATE TABLE journal (
+    run_id        TEXT COLLATE "C" NOT NULL REFERENCES runs (run_id),
+    position      INTEGER NOT NULL,
+    kind          TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    output        TEXT,
+    error         TEXT,
+    wake_at       TIMESTAMPTZ,
+    created_at    TIMESTAMPTZ NOT NULL,
+    committed_at  TIMESTAMPTZ,
+    PRIMARY KEY (run_id, position)
+);
+
+-- Every attempt of every step and compensation: the timeline operators read.
+CREATE TABLE attempts (
+    run_id           TEXT COLLATE "C" NOT NULL REFERENCES runs (run_id),
+    position         INTEGER NOT NULL,
+    kind             TEXT NOT NULL,
+    attempt          INTEGER NOT NULL,
+    generation       INTEGER NOT NULL,
+    step             TEXT NOT NULL,
+    idempotency_key  TEXT NOT NULL,
+    inputs           TEXT,
+    outcome          TEXT NOT NULL,
+    failure_class    TEXT,
+    rule             TEXT,
+    route            TEXT,
+    decision         TEXT,
+    error            TEXT,
+    worker_id        TEXT,
+    started_at       TIMESTAMPTZ NOT NULL,
+    finished_at      TIMESTAMPTZ,
+    PRIMARY KEY (run_id, position, kind, attempt)
+);
+CREATE INDEX attempts_open ON attempts (run_id, outcome);
+
+CREATE TABLE events (
+    event_seq          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id             TEXT COLLATE "C" NOT NULL REFERENCES runs (run_id),
+    name               TEXT NOT NULL,
+    event_key          TEXT,
+    payload            TEXT,
+    sent_at            TIMESTAMPTZ NOT NULL,
+    consumed_position  INTEGER,
+    UNIQUE (run_id, event_key)
+);
+CREATE INDEX events_pending ON events (run_id, name, consumed_position);
+
+CREATE TABLE review_items (
+    item_id        TEXT COLLATE "C" PRIMARY KEY,
+    run_id         TEXT COLLATE "C" NOT NULL REFERENCES runs (run_id),
+    position       INTEGER NOT NULL,
+    generation     INTEGER NOT NULL,
+    kind           TEXT NOT NULL,
+    title          TEXT NOT NULL,
+    payload        TEXT,
+    actions        TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    assignee_role  TEXT,
+    priority       BIGINT NOT NULL DEFAULT 0,
+    due_at         TIMESTAMPTZ,
+    decision       TEXT,
+    decided_by     TEXT,
+    decided_at     TIMESTAMPTZ,
+    created_at     TIMESTAMPTZ NOT NULL,
+    correlation_id TEXT
+);
+CREATE INDEX review_open ON review_items (status, priority DESC, created_at);
+CREATE INDEX review_run ON review_items (run_id, position, generation);
+
+CREATE TABLE dead_letters (
+    run_id           TEXT COLLATE "C" NOT NULL REFERENCES runs (run_id),
+    generation       INTEGER NOT NULL,
+    workflow         TEXT NOT NULL,
+    failure_class    TEXT NOT NULL,
+    reason           TEXT NOT NULL,
+    last_error       TEXT,
+    position         INTEGER,
+    step             TEXT,
+    attempts         INTEGER NOT NULL,
+    compensated      BOOLEAN NOT NULL DEFAULT FALSE,
+    status           TEXT NOT NULL,
+    dead_lettered_at TIMESTAMPTZ NOT NULL,
+    resolved_at      TIMESTAMPTZ,
+    resolved_by      TEXT,
+    resolution       TEXT,
+    PRIMARY KEY (run_id, generation)
+);
+CREATE INDEX dead_letters_open ON dead_letters (status, dead_lettered_at);
+
+CREATE TABLE compensations (
+    run_id        TEXT COLLATE "C" NOT NULL REFERENCES runs (run_id),
+    position      INTEGER NOT NULL,
+    step          TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    output        TEXT,
+    committed_at  TIMESTAMPTZ,
+    PRIMARY KEY (run_id, position)
+);
+
+CREATE TABLE queues (
+    queue       TEXT COLLATE "C" PRIMARY KEY,
+    paused      BOOLEAN NOT NULL DEFAULT FALSE,
+    changed_by  TEXT,
+    changed_at  TIMESTAMPTZ
+);
+
+-- Token buckets shared by every worker (one row per rate-limit key).
+CREATE TABLE rate_limits (
+    limit_key   TEXT COLLATE "C" PRIMARY KEY,
+    tokens      DOUBLE PRECISION NOT NULL,
+    updated_at  TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE breakers (
+    breaker_key           TEXT COLLATE "C" PRIMARY KEY,
+    state                 TEXT NOT NULL,
+    consecutive_failures  INTEGER NOT NULL,
+    opened_at             TIMESTAMPTZ,
+    probe_owner           TEXT,
+    updated_at            TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE workers (
+    worker_id     TEXT PRIMARY KEY,
+    hostname      TEXT NOT NULL,
+    pid           INTEGER NOT NULL,
+    queues        TEXT NOT NULL,
+    started_at    TIMESTAMPTZ NOT NULL,
+    heartbeat_at  TIMESTAMPTZ NOT NULL,
+    stopped_at    TIMESTAMPTZ
+);
+
+-- "at" is hashed as ISO-8601 text with microseconds and "+00:00"; timestamptz keeps
+-- microseconds, so the text is rebuilt exactly when the chain is verified.
+CREATE TABLE audit_log (
+    seq             BIGINT PRIMARY KEY,
+    at              TIMESTAMPTZ NOT NULL,
+    actor           TEXT NOT NULL,
+    action          TEXT NOT NULL,
+    entity          TEXT NOT NULL,
+    entity_id       TEXT COLLATE "C" NOT NULL,
+    before          TEXT,
+    after           TEXT,
+    reason          TEXT,
+    correlation_id  TEXT,
+    prev_hash       TEXT NOT NULL,
+    hash            TEXT NOT NULL
+);
+CREATE INDEX audit_entity ON audit_log (entity, entity_id);
+CREATE INDEX audit_entity_id ON audit_log (entity_id);
+
+-- One row, present from the start: appending to the chain locks it (SELECT ... FOR UPDATE),
+-- so entries are numbered and linked one at a time, in commit order.
+CREATE TABLE audit_head (
+    only_row  INTEGER PRIMARY KEY CHECK (only_row = 1),
+    seq       BIGINT NOT NULL,
+    hash      TEXT NOT NULL
+);
+INSERT INTO audit_head (only_row, seq, hash)
+VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');

@@ -1,0 +1,277 @@
+"""What callers write and read about runs: intake (idempotency, debounce, bounded queues),
+lookups and history, events."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from typing import TypeVar
+
+from surefoot.domain.queues import QueueSpec
+from surefoot.domain.records import (
+    AttemptRecord,
+    AuditRecord,
+    EventRecord,
+    History,
+    JournalEntry,
+    NewRun,
+    RunRecord,
+)
+from surefoot.domain.status import (
+    RunStatus,
+)
+from surefoot.errors import (
+    BackPressureError,
+    IdempotencyKeyConflictError,
+    RunAlreadyFinishedError,
+    RunNotFoundError,
+)
+from surefoot.store.sqlite import rows
+from surefoot.store.sqlite.base import SQLiteBase, ts
+
+T = TypeVar("T")
+
+
+class IntakeMixin(SQLiteBase):
+    # -- intake -------------------------------------------------------------------------
+    def create_run(
+        self, new: NewRun, now: datetime, actor: str, *, queue: QueueSpec | None = None
+    ) -> tuple[RunRecord, bool]:
+        def txn(cur: sqlite3.Cursor) -> tuple[RunRecord, bool]:
+            if new.idempotency_key is not None:
+                row = cur.execute(
+                    "SELECT * FROM runs WHERE idempotency_key = ?", (new.idempotency_key,)
+                ).fetchone()
+                if row is not None:
+                    existing = rows.run_from_row(row)
+                    if existing.workflow != new.workflow or existing.inputs_hash != new.inputs_hash:
+                        raise IdempotencyKeyConflictError(
+                            f"idempotency key {new.idempotency_key!r} already belongs to run "
+                            f"{existing.run_id} of {existing.workflow} with other inputs"
+                        )
+                    return existing, False
+            if new.debounce_key is not None:
+                debounced = self._debounce_txn(cur, new, now, actor)
+                if debounced is not None:
+                    return debounced, False
+            if queue is not None and queue.max_depth is not None:
+                depth = cur.execute(
+                    "SELECT COUNT(*) FROM runs WHERE queue = ? AND status = 'pending'",
+                    (new.queue,),
+                ).fetchone()[0]
+                if depth >= queue.max_depth:
+                    raise BackPressureError(
+                        f"queue {new.queue!r} holds {depth} pending runs (max_depth="
+                        f"{queue.max_depth}); nothing was stored, retry after "
+                        f"{queue.retry_after_s:g}s",
+                        queue=new.queue,
+                        retry_after_s=queue.retry_after_s,
+                    )
+            self._insert_run_txn(cur, new, now)
+            self._audit_txn(
+                cur,
+                AuditRecord(
+                    actor,
+                    "run.created",
+                    "run",
+                    new.run_id,
+                    None,
+                    {
+                        "status": "waiting" if new.not_before else "pending",
+                        "workflow": new.workflow,
+                        "queue": new.queue,
+                        "idempotency_key": new.idempotency_key,
+                        "debounce_key": new.debounce_key,
+                    },
+                    correlation_id=new.correlation_id,
+                ),
+                now,
+            )
+            return rows.run_from_row(
+                cur.execute("SELECT * FROM runs WHERE run_id = ?", (new.run_id,)).fetchone()
+            ), True
+
+        return self._write(txn)
+
+    def _debounce_txn(
+        self, cur: sqlite3.Cursor, new: NewRun, now: datetime, actor: str
+    ) -> RunRecord | None:
+        """A start within the window of a run not yet started replaces that run's inputs
+        and pushes its start back; the caller gets the same run."""
+        row = cur.execute(
+            "SELECT * FROM runs WHERE workflow = ? AND debounce_key = ? AND status = 'waiting'"
+            " AND wait_reason = 'debounce' ORDER BY created_at LIMIT 1",
+            (new.workflow, new.debounce_key),
+        ).fetchone()
+        if row is None:
+            return None
+        cur.execute(
+            "UPDATE runs SET inputs = ?, inputs_hash = ?, wake_at = ?, updated_at = ?"
+            " WHERE run_id = ?",
+            (new.inputs, new.inputs_hash, ts(new.not_before), ts(now), row["run_id"]),
+        )
+        self._audit_txn(
+            cur,
+            AuditRecord(
+                actor,
+                "run.debounced",
+                "run",
+                row["run_id"],
+                {"wake_at": row["wake_at"]},
+                {"wake_at": ts(new.not_before), "inputs_hash": new.inputs_hash},
+                correlation_id=row["correlation_id"],
+            ),
+            now,
+        )
+        return rows.run_from_row(
+            cur.execute("SELECT * FROM runs WHERE run_id = ?", (row["run_id"],)).fetchone()
+        )
+
+    @staticmethod
+    def _insert_run_txn(cur: sqlite3.Cursor, new: NewRun, now: datetime) -> None:
+        waiting = new.not_before is not None
+        cur.execute(
+            "INSERT INTO runs (run_id, workflow, queue, status, idempotency_key, inputs_hash,"
+            " priority, partition_key, debounce_key, inputs, correlation_id,"
+            " forked_from_run_id, forked_at_position, wait_reason, wake_at, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                new.run_id,
+                new.workflow,
+                new.queue,
+                "waiting" if waiting else "pending",
+                new.idempotency_key,
+                new.inputs_hash,
+                new.priority,
+                new.partition_key,
+                new.debounce_key,
+                new.inputs,
+                new.correlation_id,
+                new.forked_from_run_id,
+                new.forked_at_position,
+                "debounce" if waiting else None,
+                ts(new.not_before),
+                ts(now),
+                ts(now),
+            ),
+        )
+
+    # -- lookup -------------------------------------------------------------------------
+    def get_run(self, run_id: str) -> RunRecord | None:
+        row = self._read(
+            lambda cur: cur.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        )
+        return rows.run_from_row(row) if row else None
+
+    def find_run(self, run_id_or_key: str) -> RunRecord | None:
+        row = self._read(
+            lambda cur: cur.execute(
+                "SELECT * FROM runs WHERE run_id = ? OR idempotency_key = ? "
+                "ORDER BY run_id = ? DESC LIMIT 1",
+                (run_id_or_key, run_id_or_key, run_id_or_key),
+            ).fetchone()
+        )
+        return rows.run_from_row(row) if row else None
+
+    def load_history(self, run_id: str) -> History:
+        return self._read(lambda cur: self._history_txn(cur, run_id))
+
+    @staticmethod
+    def _history_txn(cur: sqlite3.Cursor, run_id: str) -> History:
+        history = History()
+        for row in cur.execute("SELECT * FROM journal WHERE run_id = ?", (run_id,)):
+            history.journal[row["position"]] = rows.journal_from_row(row)
+        for row in cur.execute(
+            "SELECT * FROM attempts WHERE run_id = ? AND kind = 'step' ORDER BY position, attempt",
+            (run_id,),
+        ):
+            history.attempts.setdefault(row["position"], []).append(rows.attempt_from_row(row))
+        for row in cur.execute(
+            "SELECT * FROM review_items WHERE run_id = ? ORDER BY created_at", (run_id,)
+        ):
+            item = rows.review_from_row(row)
+            history.reviews.setdefault(item.position, []).append(item)
+        return history
+
+    def list_attempts(self, run_id: str) -> list[AttemptRecord]:
+        return self._read(
+            lambda cur: [
+                rows.attempt_from_row(r)
+                for r in cur.execute(
+                    "SELECT * FROM attempts WHERE run_id = ?"
+                    " ORDER BY started_at, position, attempt",
+                    (run_id,),
+                )
+            ]
+        )
+
+    def list_journal(self, run_id: str) -> list[JournalEntry]:
+        return self._read(
+            lambda cur: [
+                rows.journal_from_row(r)
+                for r in cur.execute(
+                    "SELECT * FROM journal WHERE run_id = ? ORDER BY position", (run_id,)
+                )
+            ]
+        )
+
+    # -- events -----------------------------------------------------------------------------------
+    def send_event(
+        self,
+        run_id_or_key: str,
+        name: str,
+        payload: str | None,
+        *,
+        event_key: str | None,
+        now: datetime,
+        actor: str,
+    ) -> EventRecord:
+        def txn(cur: sqlite3.Cursor) -> EventRecord:
+            row = cur.execute(
+                "SELECT * FROM runs WHERE run_id = ? OR idempotency_key = ? "
+                "ORDER BY run_id = ? DESC LIMIT 1",
+                (run_id_or_key, run_id_or_key, run_id_or_key),
+            ).fetchone()
+            if row is None:
+                raise RunNotFoundError(f"no run has id or idempotency key {run_id_or_key!r}")
+            run = rows.run_from_row(row)
+            if event_key is not None:
+                dup = cur.execute(
+                    "SELECT * FROM events WHERE run_id = ? AND event_key = ?",
+                    (run.run_id, event_key),
+                ).fetchone()
+                if dup is not None:
+                    return rows.event_from_row(dup)
+            if run.status.is_terminal:
+                raise RunAlreadyFinishedError(
+                    f"run {run.run_id} is {run.status}; the event {name!r} was not stored"
+                )
+            cur.execute(
+                "INSERT INTO events (run_id, name, event_key, payload, sent_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (run.run_id, name, event_key, payload, ts(now)),
+            )
+            seq = cur.lastrowid
+            if run.status is RunStatus.WAITING and run.waiting_for == name:
+                cur.execute(
+                    "UPDATE runs SET wake_at = ?, updated_at = ? WHERE run_id = ?",
+                    (ts(now), ts(now), run.run_id),
+                )
+            self._audit_txn(
+                cur,
+                AuditRecord(
+                    actor,
+                    "event.received",
+                    "run",
+                    run.run_id,
+                    None,
+                    {"event": name, "event_seq": seq, "event_key": event_key},
+                    correlation_id=run.correlation_id,
+                ),
+                now,
+            )
+            return rows.event_from_row(
+                cur.execute("SELECT * FROM events WHERE event_seq = ?", (seq,)).fetchone()
+            )
+
+        return self._write(txn)

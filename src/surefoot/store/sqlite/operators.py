@@ -1,0 +1,394 @@
+"""What operators read and change: listings, dead-letter, reviews, cancel, fork, queues, audit."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+
+from surefoot.domain.audit import AuditEntry
+from surefoot.domain.records import (
+    AuditRecord,
+    DeadLetter,
+    DeadLetterFilter,
+    NewRun,
+    ReviewItem,
+    RunFilter,
+    RunRecord,
+)
+from surefoot.domain.status import ReviewStatus, RunStatus
+from surefoot.errors import (
+    InvalidTransitionError,
+    ReviewItemNotFoundError,
+    RunNotFoundError,
+)
+from surefoot.store.sqlite import rows
+from surefoot.store.sqlite.base import ts
+from surefoot.store.sqlite.execution import ExecutionMixin
+
+
+def _run_where(run_filter: RunFilter) -> tuple[str, list[object]]:
+    clauses: list[str] = []
+    params: list[object] = []
+    if run_filter.status:
+        clauses.append(f"status IN ({','.join('?' * len(run_filter.status))})")
+        params.extend(s.value for s in run_filter.status)
+    for column in ("workflow", "queue", "correlation_id"):
+        value = getattr(run_filter, column)
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if run_filter.created_after is not None:
+        clauses.append("created_at >= ?")
+        params.append(ts(run_filter.created_after))
+    if run_filter.created_before is not None:
+        clauses.append("created_at < ?")
+        params.append(ts(run_filter.created_before))
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+class OperatorMixin(ExecutionMixin):
+    # -- listings ----------------------------------------------------------------------------------
+    def list_runs(self, run_filter: RunFilter) -> list[RunRecord]:
+        where, params = _run_where(run_filter)
+        sql = f"SELECT * FROM runs{where} ORDER BY created_at DESC, run_id LIMIT ? OFFSET ?"
+        return self._read(
+            lambda cur: [
+                rows.run_from_row(r)
+                for r in cur.execute(sql, [*params, run_filter.limit, run_filter.offset])
+            ]
+        )
+
+    def count_runs(self, run_filter: RunFilter) -> int:
+        where, params = _run_where(run_filter)
+        return int(
+            self._read(
+                lambda cur: cur.execute(f"SELECT COUNT(*) FROM runs{where}", params).fetchone()[0]
+            )
+        )
+
+    # -- dead-letter -------------------------------------------------------------------------------
+    def list_dead_letters(self, dl_filter: DeadLetterFilter) -> list[DeadLetter]:
+        clauses: list[str] = []
+        params: list[object] = []
+        if dl_filter.status is not None:
+            clauses.append("status = ?")
+            params.append(dl_filter.status.value)
+        if dl_filter.workflow is not None:
+            clauses.append("workflow = ?")
+            params.append(dl_filter.workflow)
+        if dl_filter.failure_class is not None:
+            clauses.append("failure_class = ?")
+            params.append(dl_filter.failure_class.value)
+        if dl_filter.reason_contains:
+            clauses.append("instr(lower(reason || ' ' || COALESCE(last_error, '')), lower(?)) > 0")
+            params.append(dl_filter.reason_contains)
+        if dl_filter.after is not None:
+            clauses.append("dead_lettered_at >= ?")
+            params.append(ts(dl_filter.after))
+        if dl_filter.before is not None:
+            clauses.append("dead_lettered_at < ?")
+            params.append(ts(dl_filter.before))
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        sql = (
+            f"SELECT * FROM dead_letters{where} ORDER BY dead_lettered_at, run_id LIMIT ? OFFSET ?"
+        )
+        return self._read(
+            lambda cur: [
+                rows.dead_letter_from_row(r)
+                for r in cur.execute(sql, [*params, dl_filter.limit, dl_filter.offset])
+            ]
+        )
+
+    def get_dead_letter(self, run_id: str) -> DeadLetter | None:
+        row = self._read(
+            lambda cur: cur.execute(
+                "SELECT * FROM dead_letters WHERE run_id = ? ORDER BY generation DESC LIMIT 1",
+                (run_id,),
+            ).fetchone()
+        )
+        return rows.dead_letter_from_row(row) if row else None
+
+    def _open_dead_letter_txn(self, cur: sqlite3.Cursor, run_id: str) -> DeadLetter:
+        row = cur.execute(
+            "SELECT * FROM dead_letters WHERE run_id = ? AND status = 'open'", (run_id,)
+        ).fetchone()
+        if row is None:
+            if cur.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
+                raise RunNotFoundError(f"no run {run_id!r}")
+            raise InvalidTransitionError(f"run {run_id} is not in the dead-letter queue")
+        return rows.dead_letter_from_row(row)
+
+    def redrive(self, run_id: str, *, actor: str, reason: str | None, now: datetime) -> None:
+        def txn(cur: sqlite3.Cursor) -> None:
+            dead = self._open_dead_letter_txn(cur, run_id)
+            if dead.compensated:
+                raise InvalidTransitionError(
+                    f"run {run_id} was compensated (its committed effects were undone), so it "
+                    "cannot resume where it stopped; fork it with --from-position 1 instead"
+                )
+            cur.execute(
+                "UPDATE dead_letters SET status = 'redriven', resolved_at = ?,"
+                " resolved_by = ?, resolution = ? WHERE run_id = ? AND generation = ?",
+                (ts(now), actor, reason, run_id, dead.generation),
+            )
+            cur.execute(
+                "UPDATE runs SET status = 'pending', generation = generation + 1, deliveries = 0,"
+                " error = NULL, output = NULL, finished_at = NULL, updated_at = ?"
+                " WHERE run_id = ?",
+                (ts(now), run_id),
+            )
+            self._audit_txn(
+                cur,
+                AuditRecord(
+                    actor,
+                    "dead_letter.redriven",
+                    "run",
+                    run_id,
+                    {"status": "failed"},
+                    {"status": "pending", "generation": dead.generation + 1},
+                    reason=reason,
+                ),
+                now,
+            )
+
+        self._write(txn)
+
+    def discard(self, run_id: str, *, actor: str, reason: str, now: datetime) -> None:
+        def txn(cur: sqlite3.Cursor) -> None:
+            dead = self._open_dead_letter_txn(cur, run_id)
+            cur.execute(
+                "UPDATE dead_letters SET status = 'discarded', resolved_at = ?,"
+                " resolved_by = ?, resolution = ? WHERE run_id = ? AND generation = ?",
+                (ts(now), actor, reason, run_id, dead.generation),
+            )
+            self._audit_txn(
+                cur,
+                AuditRecord(
+                    actor,
+                    "dead_letter.discarded",
+                    "run",
+                    run_id,
+                    {"dead_letter": "open"},
+                    {"dead_letter": "discarded"},
+                    reason=reason,
+                ),
+                now,
+            )
+
+        self._write(txn)
+
+    # -- reviews -----------------------------------------------------------------------------------
+    def list_reviews(
+        self, status: ReviewStatus | None, limit: int, offset: int
+    ) -> list[ReviewItem]:
+        where = " WHERE status = ?" if status else ""
+        params: list[object] = [status.value] if status else []
+        return self._read(
+            lambda cur: [
+                rows.review_from_row(r)
+                for r in cur.execute(
+                    f"SELECT * FROM review_items{where} ORDER BY priority DESC, created_at"
+                    " LIMIT ? OFFSET ?",
+                    [*params, limit, offset],
+                )
+            ]
+        )
+
+    def get_review(self, item_id: str) -> ReviewItem | None:
+        row = self._read(
+            lambda cur: cur.execute(
+                "SELECT * FROM review_items WHERE item_id = ?", (item_id,)
+            ).fetchone()
+        )
+        return rows.review_from_row(row) if row else None
+
+    def decide_review(
+        self, item_id: str, *, decision: str, actor: str, reason: str | None, now: datetime
+    ) -> ReviewItem:
+        def txn(cur: sqlite3.Cursor) -> ReviewItem:
+            row = cur.execute("SELECT * FROM review_items WHERE item_id = ?", (item_id,)).fetchone()
+            if row is None:
+                raise ReviewItemNotFoundError(f"no review item {item_id!r}")
+            if row["status"] != ReviewStatus.OPEN.value:
+                raise InvalidTransitionError(
+                    f"review item {item_id} is {row['status']}, not open; nothing was changed"
+                )
+            cur.execute(
+                "UPDATE review_items SET status = 'decided', decision = ?,"
+                " decided_by = ?, decided_at = ? WHERE item_id = ?",
+                (decision, actor, ts(now), item_id),
+            )
+            cur.execute(
+                "UPDATE runs SET status = 'pending', wait_reason = NULL, updated_at = ?"
+                " WHERE run_id = ? AND status = 'needs_review'",
+                (ts(now), row["run_id"]),
+            )
+            self._audit_txn(
+                cur,
+                AuditRecord(
+                    actor,
+                    "review.decided",
+                    "review",
+                    item_id,
+                    {"status": "open"},
+                    {"status": "decided", "decision": decision, "run_id": row["run_id"]},
+                    reason=reason,
+                    correlation_id=row["correlation_id"],
+                ),
+                now,
+            )
+            return rows.review_from_row(
+                cur.execute("SELECT * FROM review_items WHERE item_id = ?", (item_id,)).fetchone()
+            )
+
+        return self._write(txn)
+
+    # -- cancel, fork, queues ----------------------------------------------------------------------
+    def request_cancel(
+        self, run_id: str, *, actor: str, reason: str | None, now: datetime
+    ) -> RunRecord:
+        def txn(cur: sqlite3.Cursor) -> RunRecord:
+            row = cur.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise RunNotFoundError(f"no run {run_id!r}")
+            run = rows.run_from_row(row)
+            if run.status.is_terminal:
+                raise InvalidTransitionError(f"run {run_id} is already {run.status}")
+            parked = run.status in (RunStatus.PENDING, RunStatus.WAITING, RunStatus.NEEDS_REVIEW)
+            cur.execute(
+                "UPDATE runs SET cancel_requested = 1, updated_at = ?,"
+                " status = CASE WHEN ? THEN 'pending' ELSE status END,"
+                " wake_at = CASE WHEN ? THEN NULL ELSE wake_at END,"
+                " wait_reason = CASE WHEN ? THEN 'cancel requested' ELSE wait_reason END,"
+                " waiting_for = CASE WHEN ? THEN NULL ELSE waiting_for END WHERE run_id = ?",
+                (ts(now), parked, parked, parked, parked, run_id),
+            )
+            cur.execute(
+                "UPDATE review_items SET status = 'cancelled' WHERE run_id = ? AND status = 'open'",
+                (run_id,),
+            )
+            self._audit_txn(
+                cur,
+                AuditRecord(
+                    actor,
+                    "run.cancel_requested",
+                    "run",
+                    run_id,
+                    {"status": run.status.value},
+                    {"cancel_requested": True},
+                    reason=reason,
+                    correlation_id=run.correlation_id,
+                ),
+                now,
+            )
+            return rows.run_from_row(
+                cur.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            )
+
+        return self._write(txn)
+
+    def fork_run(
+        self, source_run_id: str, *, at_position: int, new: NewRun, actor: str, now: datetime
+    ) -> RunRecord:
+        def txn(cur: sqlite3.Cursor) -> RunRecord:
+            if (
+                cur.execute("SELECT 1 FROM runs WHERE run_id = ?", (source_run_id,)).fetchone()
+                is None
+            ):
+                raise RunNotFoundError(f"no run {source_run_id!r}")
+            self._insert_run_txn(cur, new, now)
+            cur.execute(
+                "INSERT INTO journal (run_id, position, kind, name, status, output, error,"
+                " wake_at, created_at, committed_at)"
+                " SELECT ?, position, kind, name, status, output, error, wake_at, ?, committed_at"
+                " FROM journal WHERE run_id = ? AND position < ? AND status = 'committed'",
+                (new.run_id, ts(now), source_run_id, at_position),
+            )
+            self._audit_txn(
+                cur,
+                AuditRecord(
+                    actor,
+                    "run.forked",
+                    "run",
+                    new.run_id,
+                    {"source_run_id": source_run_id},
+                    {"status": "pending", "from_position": at_position},
+                    correlation_id=new.correlation_id,
+                ),
+                now,
+            )
+            return rows.run_from_row(
+                cur.execute("SELECT * FROM runs WHERE run_id = ?", (new.run_id,)).fetchone()
+            )
+
+        return self._write(txn)
+
+    def set_queue_paused(
+        self, queue: str, *, paused: bool, actor: str, reason: str | None, now: datetime
+    ) -> None:
+        def txn(cur: sqlite3.Cursor) -> None:
+            cur.execute(
+                "INSERT INTO queues (queue, paused, changed_by, changed_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (queue) DO UPDATE SET"
+                " paused = excluded.paused, changed_by = excluded.changed_by,"
+                " changed_at = excluded.changed_at",
+                (queue, int(paused), actor, ts(now)),
+            )
+            self._audit_txn(
+                cur,
+                AuditRecord(
+                    actor,
+                    "queue.paused" if paused else "queue.resumed",
+                    "queue",
+                    queue,
+                    None,
+                    {"paused": paused},
+                    reason=reason,
+                ),
+                now,
+            )
+
+        self._write(txn)
+
+    def list_queues(self) -> list[tuple[str, bool, int]]:
+        def read(cur: sqlite3.Cursor) -> list[tuple[str, bool, int]]:
+            names = {r[0] for r in cur.execute("SELECT DISTINCT queue FROM runs")}
+            paused = {r[0]: bool(r[1]) for r in cur.execute("SELECT queue, paused FROM queues")}
+            ready = {
+                r[0]: r[1]
+                for r in cur.execute(
+                    "SELECT queue, COUNT(*) FROM runs WHERE status = 'pending' GROUP BY queue"
+                )
+            }
+            return [(q, paused.get(q, False), ready.get(q, 0)) for q in sorted(names | set(paused))]
+
+        return self._read(read)
+
+    # -- audit -------------------------------------------------------------------------------------
+    def append_audit(self, record: AuditRecord, now: datetime) -> None:
+        self._write(lambda cur: self._audit_txn(cur, record, now))
+
+    def audit_entries(
+        self, *, after_seq: int, limit: int, entity_id: str | None = None
+    ) -> list[AuditEntry]:
+        params: tuple[object, ...]
+        if entity_id is None:
+            sql = "SELECT * FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?"
+            params = (after_seq, limit)
+        else:
+            # The run itself and its attempts ("run/position/attempt"), matched exactly.
+            prefix = f"{entity_id}/"
+            sql = (
+                "SELECT * FROM audit_log WHERE seq > ? AND (entity_id = ?"
+                " OR substr(entity_id, 1, ?) = ?) ORDER BY seq LIMIT ?"
+            )
+            params = (after_seq, entity_id, len(prefix), prefix, limit)
+        return self._read(lambda cur: [rows.audit_from_row(r) for r in cur.execute(sql, params)])
+
+    def audit_head(self) -> tuple[int, str] | None:
+        row = self._read(
+            lambda cur: cur.execute(
+                "SELECT seq, hash FROM audit_head WHERE only_row = 1"
+            ).fetchone()
+        )
+        return (int(row[0]), str(row[1])) if row else None

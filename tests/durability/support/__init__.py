@@ -1,0 +1,1 @@
+"""Apps, an external effect ledger, process control and checkers for durability tests."""

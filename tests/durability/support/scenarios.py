@@ -1,0 +1,44 @@
+"""The kill scenario shared by the crash-point tests and the negative control."""
+
+from __future__ import annotations
+
+import surefoot as sf
+from surefoot.domain.records import RunRecord
+from tests.durability.support.procs import FLOWS_APP, Processes, wait_terminal
+
+RUNS = 10
+FAILING = frozenset({3, 7})  # these runs fail at their last step and are compensated
+LEDGER_STEPS = ("reserve", "invoice", "ship", "settle")
+
+
+def start_ledger_runs(app: sf.App) -> dict[str, int]:
+    """Start the ledger workflow ``RUNS`` times; returns run id -> index."""
+    return {
+        app.start("ledger_flow", index, fail=index in FAILING).run_id: index
+        for index in range(RUNS)
+    }
+
+
+def ledger_output(index: int) -> list[str]:
+    labels = (f"r{index}", f"i{index}", f"s{index}", f"t{index}")
+    return [f"ledger.{step}:{label}" for step, label in zip(LEDGER_STEPS, labels, strict=True)]
+
+
+def kill_and_recover(
+    processes: Processes,
+    app: sf.App,
+    run_ids: list[str],
+    crash_at: str,
+    *,
+    app_spec: str = FLOWS_APP,
+) -> dict[str, RunRecord]:
+    """A worker dies at ``crash_at``; a clean worker finishes every run; returns them."""
+    crashing = processes.worker(app_spec, crash_at=crash_at)
+    processes.expect_killed(crashing)
+    clean = processes.worker(app_spec)
+    try:
+        runs = wait_terminal(app.store, run_ids, timeout_s=20)
+    finally:
+        code = processes.stop(clean)
+    assert code == 0, f"the clean worker exited with {code}\n{clean.tail()}"
+    return runs

@@ -1,0 +1,133 @@
+"""Kill -9 at every named crash point: a committed step never runs again.
+
+Ten runs of a four-step workflow with a durable sleep run on a worker that
+SIGKILLs itself at a crash point; a clean worker then finishes them. The
+ledger, an external system outside the store, must show exactly one effect per
+committed step (and per committed compensation), and no execution of a step
+that began after the step was committed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import surefoot as sf
+from surefoot.domain.records import AttemptRecord
+from surefoot.domain.status import AttemptKind, AttemptOutcome, RunStatus
+from surefoot.ops import audit
+from tests.durability.support.checks import exactly_once
+from tests.durability.support.ledger import Ledger
+from tests.durability.support.scenarios import (
+    FAILING,
+    RUNS,
+    kill_and_recover,
+    ledger_output,
+    start_ledger_runs,
+)
+
+# How many times each point is passed before the worker kills itself: late
+# enough that several runs are in flight, early enough that it always happens.
+CRASH_AFTER = {
+    "step.attempt_committed": 6,
+    "step.before_commit": 6,
+    "step.after_commit": 6,
+    "wait.suspended": 4,
+    "run.before_finish": 3,
+    "compensation.before_commit": 2,
+}
+
+
+def _attempts(app: sf.App, run_ids: list[str]) -> list[AttemptRecord]:
+    return [a for run_id in run_ids for a in app.store.list_attempts(run_id)]
+
+
+def _ran_in(ledger: Ledger, attempt: AttemptRecord) -> bool:
+    return any(e.attempt == attempt.attempt for e in ledger.executions_of(attempt.idempotency_key))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", sorted(CRASH_AFTER))
+def test_committed_step_never_runs_twice_after_kill_at(point, app, ledger, processes):
+    indexes = start_ledger_runs(app)
+    runs = kill_and_recover(processes, app, list(indexes), f"{point}@{CRASH_AFTER[point]}")
+
+    for run_id, run in runs.items():
+        index = indexes[run_id]
+        if index in FAILING:
+            assert run.status is RunStatus.FAILED, run
+            dead = app.store.get_dead_letter(run_id)
+            assert dead is not None
+            assert dead.failure_class is sf.FailureClass.PERMANENT
+            assert dead.compensated
+        else:
+            assert run.status is RunStatus.SUCCEEDED, run.error
+            assert app.handle(run_id).result(timeout=1) == ledger_output(index)
+
+    report = exactly_once(app.store, ledger, runs)
+    assert report.ok, report.describe()
+    assert audit.verify(app) == []  # the hash chain survived the kill intact
+    succeeded, failed = RUNS - len(FAILING), len(FAILING)
+    assert len(report.committed) == succeeded * 4 + failed * (3 + 3)
+
+    attempts = _attempts(app, list(runs))
+    interrupted = [a for a in attempts if a.outcome is AttemptOutcome.INTERRUPTED]
+    if point == "step.attempt_committed":
+        # The attempt that died before its body ran: reconcile found nothing, one
+        # later attempt produced the effect.
+        assert any(
+            a.kind is AttemptKind.STEP
+            and not _ran_in(ledger, a)
+            and [e.attempt for e in ledger.executions_of(a.idempotency_key)] == [a.attempt + 1]
+            for a in interrupted
+        ), interrupted
+    elif point == "step.before_commit":
+        # The effect happened but was not committed: reconcile found it and
+        # recorded it, and the step body never ran again.
+        reconciled = [a for a in attempts if a.outcome is AttemptOutcome.RECONCILED]
+        assert reconciled
+        for attempt in reconciled:
+            executions = ledger.executions_of(attempt.idempotency_key)
+            assert [e.attempt for e in executions] == [attempt.attempt]
+    elif point == "compensation.before_commit":
+        # An undo that ran but was not committed runs again under the same key
+        # (the external system dedupes it); a committed undo never does.
+        undone = [a for a in interrupted if a.kind is AttemptKind.COMPENSATION]
+        assert undone
+        for attempt in undone:
+            assert len(ledger.executions_of(attempt.idempotency_key)) == 2
+
+
+@pytest.mark.slow
+def test_idempotent_step_is_retried_not_reconciled_after_kill_at_step_before_commit(
+    app, ledger, processes
+):
+    run_ids = [app.start("keyed_flow", index).run_id for index in range(RUNS)]
+    runs = kill_and_recover(processes, app, run_ids, "step.before_commit@6")
+
+    assert {run.status for run in runs.values()} == {RunStatus.SUCCEEDED}
+    report = exactly_once(app.store, ledger, runs)
+    assert report.ok, report.describe()
+
+    attempts = _attempts(app, run_ids)
+    assert not [a for a in attempts if a.outcome is AttemptOutcome.RECONCILED]
+    assert not app.store.list_reviews(None, 100, 0)
+    interrupted = [a for a in attempts if a.outcome is AttemptOutcome.INTERRUPTED]
+    assert interrupted
+    for attempt in interrupted:
+        assert attempt.failure_class is sf.FailureClass.TRANSIENT
+        assert (attempt.rule, attempt.route) == ("interrupted", "retry")
+        retried = [
+            a
+            for a in attempts
+            if a.idempotency_key == attempt.idempotency_key and a.attempt == attempt.attempt + 1
+        ]
+        assert [a.outcome for a in retried] == [AttemptOutcome.SUCCEEDED]
+    # The step that died after its effect ran twice, and the external system kept one effect.
+    twice = [a for a in interrupted if _ran_in(ledger, a)]
+    assert twice
+    for attempt in twice:
+        assert len(ledger.executions_of(attempt.idempotency_key)) == 2
+        assert (
+            sum(n for key, n in ledger.effect_counts().items() if key[2] == attempt.idempotency_key)
+            == 1
+        )

@@ -1,0 +1,103 @@
+"""A store that stays unavailable past its own retries stops an execution; it never fails
+the run. The run resumes from its history once its lease expires."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import surefoot as sf
+from surefoot.domain.records import AttemptResult, DeadLetterFilter, JournalEntry, Lease
+from surefoot.domain.status import AttemptKind
+from surefoot.errors import StoreError
+from surefoot.store.sqlite import SQLiteStore
+
+
+class OutageOnce(SQLiteStore):
+    """Fails the first commit of a step result as an exhausted store would."""
+
+    failures_left = 1
+
+    def finish_attempt(
+        self,
+        lease: Lease,
+        *,
+        position: int,
+        kind: AttemptKind,
+        attempt: int,
+        result: AttemptResult,
+        journal: JournalEntry | None,
+        now: Any,
+    ) -> None:
+        if OutageOnce.failures_left > 0:
+            OutageOnce.failures_left -= 1
+            raise StoreError("the store stayed unreachable past its retry window")
+        super().finish_attempt(
+            lease,
+            position=position,
+            kind=kind,
+            attempt=attempt,
+            result=result,
+            journal=journal,
+            now=now,
+        )
+
+
+def test_store_outage_during_a_step_commit_never_fails_the_run(
+    store_url: str, start_worker: Callable[..., sf.Worker]
+) -> None:
+    OutageOnce.failures_left = 1
+    app = sf.App(
+        "outage",
+        store=OutageOnce(store_url),
+        instant_retries=True,
+        poll_interval_s=0.02,
+        lease_s=1.0,
+        heartbeat_s=0.2,
+    )
+    effects: list[str] = []
+
+    @app.step(idempotent=True)
+    def charge(order: str) -> str:
+        effects.append(sf.current_step().idempotency_key)
+        return f"charged {order}"
+
+    @app.workflow
+    def checkout(ctx: sf.WorkflowContext, order: str) -> str:
+        try:
+            return charge(order)
+        except Exception:
+            return "swallowed"
+
+    start_worker(app)
+    handle = app.start(checkout, "o-1")
+    assert handle.result(timeout=15) == "charged o-1"
+    assert OutageOnce.failures_left == 0
+    assert app.store.list_dead_letters(DeadLetterFilter(status=None)) == []
+    attempts = app.store.list_attempts(handle.run_id)
+    assert [a.outcome.value for a in attempts] == ["interrupted", "succeeded"]
+    assert len(set(effects)) == 1  # the same idempotency key on both attempts
+
+
+def test_control_the_same_store_error_raised_by_step_code_is_a_failure(
+    make_app: Callable[..., sf.App], start_worker: Callable[..., sf.Worker]
+) -> None:
+    """Negative control: the outage test would pass vacuously if StoreError never reached
+    the engine; raised from step code (not from the engine's own store calls) it is an
+    ordinary failure, classified and dead-lettered."""
+    app = make_app()
+
+    @app.step
+    def broken(order: str) -> str:
+        raise StoreError("a step's own database failed")
+
+    @app.workflow
+    def checkout(ctx: sf.WorkflowContext, order: str) -> str:
+        return broken(order)
+
+    start_worker(app)
+    handle = app.start(checkout, "o-1")
+    with pytest.raises(sf.RunFailedError, match="permanent"):
+        handle.result(timeout=10)

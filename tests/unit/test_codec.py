@@ -1,0 +1,229 @@
+"""The codec: values come back as the type their annotation names, or fail with
+SerializationError; call arguments round-trip through their signature."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from surefoot.domain.codec import Signature, canonical, dumps, loads, roundtrip
+from surefoot.errors import SerializationError
+
+
+class Invoice(BaseModel):
+    invoice_id: str
+    amount: Decimal
+    issued_at: datetime
+
+
+@dataclass
+class Line:
+    sku: str
+    quantity: int
+    price: Decimal
+
+
+NOW = datetime(2030, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "annotation"),
+    [
+        (Decimal("0.10"), Decimal),
+        (Decimal("12345678901234567890.000000001"), Decimal),
+        (NOW, datetime),
+        (datetime(2030, 1, 1, 9, tzinfo=timezone(timedelta(hours=2))), datetime),
+        (date(2030, 1, 31), date),
+        (Invoice(invoice_id="INV-1", amount=Decimal("99.90"), issued_at=NOW), Invoice),
+        (Line("A-1", 3, Decimal("1.05")), Line),
+        ([Decimal("1.10"), Decimal("2.20")], list[Decimal]),
+        ({"a": Line("A", 1, Decimal("0.01"))}, dict[str, Line]),
+        (None, Decimal | None),
+    ],
+)
+def test_value_round_trips_to_an_equal_value_of_the_same_type(value, annotation):
+    text, decoded = roundtrip(value, annotation)
+    assert decoded == value
+    assert type(decoded) is type(value)
+    assert loads(text, annotation) == value
+    json.loads(text)
+
+
+def test_decimal_keeps_its_exact_digits_and_scale():
+    text = dumps(Decimal("1.10"), Decimal)
+    assert loads(text, Decimal).as_tuple() == Decimal("1.10").as_tuple()
+
+
+def test_aware_datetime_keeps_its_instant_and_microseconds():
+    decoded = loads(dumps(NOW, datetime), datetime)
+    assert decoded == NOW
+    assert decoded.microsecond == 890123
+    assert decoded.utcoffset() == timedelta(0)
+
+
+def test_without_an_annotation_values_come_back_as_plain_json():
+    assert loads(dumps({"amount": Decimal("1.5")})) == {"amount": "1.5"}
+
+
+def test_decimal_annotation_accepts_a_number_and_returns_a_decimal():
+    _text, decoded = roundtrip(3, Decimal)
+    assert decoded == Decimal(3)
+    assert isinstance(decoded, Decimal)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [object(), {"callback": print}, [1, object()], {1: lambda: None}],
+)
+def test_non_json_value_raises_serialization_error(value):
+    with pytest.raises(SerializationError, match="the payload"):
+        dumps(value, what="the payload")
+
+
+def test_value_that_does_not_match_its_annotation_raises_serialization_error():
+    with pytest.raises(SerializationError, match="the result"):
+        dumps("not a number", int, what="the result")
+
+
+def test_undecodable_text_raises_serialization_error():
+    with pytest.raises(SerializationError, match="stored result"):
+        loads("{not json", what="the stored result")
+    with pytest.raises(SerializationError):
+        loads('"abc"', Decimal)
+
+
+def test_none_text_decodes_to_none():
+    assert loads(None, Decimal) is None
+
+
+def test_canonical_json_is_key_order_independent():
+    assert canonical({"b": 1, "a": [2, {"d": 3, "c": 4}]}) == canonical(
+        {"a": [2, {"c": 4, "d": 3}], "b": 1}
+    )
+    assert canonical({"b": 1, "a": 2}) == '{"a":2,"b":1}'
+
+
+# -- call signatures -------------------------------------------------------------------
+
+
+def pay(invoice_id: str, amount: Decimal, *, currency: str = "EUR", due: date | None = None):
+    return (invoice_id, amount, currency, due)
+
+
+def test_call_round_trips_with_typed_positional_and_keyword_arguments():
+    signature = Signature(pay)
+    text = signature.encode_call(("INV-1", Decimal("10.50")), {"due": date(2030, 1, 2)})
+    args, kwargs = signature.decode_call(text)
+    assert pay(*args, **kwargs) == ("INV-1", Decimal("10.50"), "EUR", date(2030, 1, 2))
+    assert isinstance(kwargs["amount"], Decimal)
+
+
+def test_encoded_call_names_every_given_argument():
+    text = Signature(pay).encode_call(("INV-1",), {"amount": Decimal("1"), "currency": "USD"})
+    assert json.loads(text) == {"invoice_id": "INV-1", "amount": "1", "currency": "USD"}
+
+
+def test_defaults_are_not_stored_so_the_function_applies_them():
+    args, kwargs = Signature(pay).decode_call(Signature(pay).encode_call(("X", 1), {}))
+    assert pay(*args, **kwargs)[2] == "EUR"
+
+
+def test_models_and_dataclasses_come_back_as_instances():
+    def book(invoice: Invoice, lines: list[Line]) -> None: ...
+
+    signature = Signature(book)
+    invoice = Invoice(invoice_id="INV-2", amount=Decimal("5"), issued_at=NOW)
+    args, kwargs = signature.decode_call(
+        signature.encode_call((invoice, [Line("a", 1, Decimal("5"))]), {})
+    )
+    assert args == []
+    assert kwargs["invoice"] == invoice
+    assert kwargs["lines"] == [Line("a", 1, Decimal("5"))]
+
+
+def test_positional_only_parameters_are_decoded_positionally():
+    def scale(value: Decimal, factor: int, /) -> Decimal:
+        return value * factor
+
+    signature = Signature(scale)
+    args, kwargs = signature.decode_call(signature.encode_call((Decimal("1.5"), 2), {}))
+    assert args == [Decimal("1.5"), 2]
+    assert kwargs == {}
+    assert scale(*args, **kwargs) == Decimal("3.0")
+
+
+def test_var_positional_and_var_keyword_round_trip():
+    def collect(*items: Any, **options: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return items, options
+
+    signature = Signature(collect)
+    text = signature.encode_call((1, "two", [3]), {"flag": True, "name": "x"})
+    args, kwargs = signature.decode_call(text)
+    assert collect(*args, **kwargs) == ((1, "two", [3]), {"flag": True, "name": "x"})
+
+
+def test_decode_call_rebuilds_a_call_with_var_positional_after_named_parameters():
+    def total(label: str, *amounts: int) -> tuple[str, tuple[int, ...]]:
+        return label, amounts
+
+    signature = Signature(total)
+    args, kwargs = signature.decode_call(signature.encode_call(("sum", 1, 2, 3), {}))
+    assert total(*args, **kwargs) == ("sum", (1, 2, 3))
+
+
+def test_var_positional_and_var_keyword_values_are_decoded_by_annotation():
+    def total(*amounts: Decimal, **fees: Decimal) -> None: ...
+
+    signature = Signature(total)
+    args, kwargs = signature.decode_call(
+        signature.encode_call((Decimal("1.10"), Decimal("2.20")), {"shipping": Decimal("0.50")})
+    )
+    assert args == [Decimal("1.10"), Decimal("2.20")]
+    assert all(isinstance(a, Decimal) for a in args)
+    assert kwargs == {"shipping": Decimal("0.50")}
+    assert isinstance(kwargs["shipping"], Decimal)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        (("INV-1",), {}),
+        (("INV-1", 1, 2), {}),
+        (("INV-1", 1), {"colour": "red"}),
+        (("INV-1", 1), {"invoice_id": "again"}),
+    ],
+)
+def test_arguments_that_do_not_fit_the_signature_raise_serialization_error(args, kwargs):
+    with pytest.raises(SerializationError, match="do not fit"):
+        Signature(pay).encode_call(args, kwargs)
+
+
+def test_non_json_argument_is_named_in_the_error():
+    def send(payload: Any) -> None: ...
+
+    with pytest.raises(SerializationError, match="'payload'"):
+        Signature(send).encode_call((object(),), {})
+
+
+def test_skip_first_drops_the_workflow_context_parameter():
+    def flow(ctx: object, invoice_id: str, amount: Decimal) -> None: ...
+
+    signature = Signature(flow, skip_first=True)
+    assert list(signature.hints) == ["invoice_id", "amount"]
+    _args, kwargs = signature.decode_call(signature.encode_call(("INV-1", Decimal("2")), {}))
+    assert kwargs == {"invoice_id": "INV-1", "amount": Decimal("2")}
+
+
+def test_return_annotation_is_recorded_for_result_decoding():
+    assert Signature(lambda: None).return_annotation is Any
+
+    def fee() -> Decimal:
+        return Decimal("1")
+
+    assert Signature(fee).return_annotation is Decimal

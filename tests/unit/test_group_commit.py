@@ -1,0 +1,134 @@
+"""Group commit: concurrent write transactions share a COMMIT, yet each succeeds or fails
+on its own, and none is acknowledged before its COMMIT."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from surefoot.errors import StoreError
+from surefoot.store.sqlite.group_commit import GroupCommitter
+
+
+class CountingCommitter(GroupCommitter):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        self.batches: list[int] = []
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def _attempt(self, conn: sqlite3.Connection, batch: list) -> None:  # type: ignore[type-arg]
+        self.batches.append(len(batch))
+        super()._attempt(conn, batch)
+
+
+def connect_to(path: Path):
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(path, timeout=5, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        return conn
+
+    return connect
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "g.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY)")
+    return path
+
+
+def committer(db: Path) -> CountingCommitter:
+    return CountingCommitter(
+        connect_to(db), name="test", is_busy=lambda e: "locked" in str(e), busy_deadline_s=5
+    )
+
+
+def rows(db: Path) -> set[str]:
+    with sqlite3.connect(db) as conn:
+        return {r[0] for r in conn.execute("SELECT k FROM t")}
+
+
+def test_concurrent_writes_share_commits_and_a_failure_rolls_back_alone(db: Path):
+    group = committer(db)
+    results: dict[str, object] = {}
+
+    def slow_first(cur: sqlite3.Cursor) -> str:
+        cur.execute("INSERT INTO t VALUES ('first')")
+        time.sleep(0.2)  # the others queue up meanwhile and go in one batch
+        return "first"
+
+    def write(key: str) -> None:
+        def fn(cur: sqlite3.Cursor) -> str:
+            cur.execute("INSERT INTO t VALUES (?)", (key,))
+            if key.startswith("bad"):
+                raise ValueError(key)
+            return key
+
+        try:
+            results[key] = group.submit(fn)
+        except ValueError as exc:
+            results[key] = exc
+
+    opener = threading.Thread(target=lambda: results.setdefault("first", group.submit(slow_first)))
+    opener.start()
+    time.sleep(0.05)
+    keys = [f"ok{i}" for i in range(10)] + [f"bad{i}" for i in range(5)]
+    threads = [threading.Thread(target=write, args=(k,)) for k in keys]
+    for thread in threads:
+        thread.start()
+    for thread in [opener, *threads]:
+        thread.join(10)
+    group.close()
+
+    assert rows(db) == {"first", *(k for k in keys if k.startswith("ok"))}
+    assert all(results[k] == k for k in keys if k.startswith("ok"))
+    assert all(isinstance(results[k], ValueError) for k in keys if k.startswith("bad"))
+    assert len(group.batches) < 1 + len(keys)  # some transactions shared a COMMIT
+
+
+def test_a_write_is_visible_to_other_connections_when_submit_returns(db: Path):
+    group = committer(db)
+    group.submit(lambda cur: cur.execute("INSERT INTO t VALUES ('x')"))
+    assert rows(db) == {"x"}
+    group.close()
+
+
+def test_a_busy_database_is_waited_for_then_written(db: Path):
+    group = committer(db)
+    group.submit(lambda cur: None)  # the writer's connection exists before the lock is taken
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    holder.execute("PRAGMA busy_timeout=0")
+    holder.execute("BEGIN IMMEDIATE")
+    releaser = threading.Timer(0.3, holder.rollback)
+    releaser.start()
+    group.submit(lambda cur: cur.execute("INSERT INTO t VALUES ('after-wait')"))
+    releaser.join()
+    holder.close()
+    group.close()
+    assert rows(db) == {"after-wait"}
+
+
+def test_a_failed_commit_reaches_every_caller_of_the_batch(tmp_path: Path):
+    def broken() -> sqlite3.Connection:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    group = GroupCommitter(broken, name="t", is_busy=lambda e: False, busy_deadline_s=1)
+    with pytest.raises(StoreError, match="disk I/O error"):
+        group.submit(lambda cur: None)
+    group.close()
+
+
+def test_a_transaction_cannot_open_another_from_inside(db: Path):
+    group = committer(db)
+
+    def nested(cur: sqlite3.Cursor) -> None:
+        group.submit(lambda inner: None)
+
+    with pytest.raises(StoreError, match="cannot open another"):
+        group.submit(nested)
+    group.close()
