@@ -4,10 +4,10 @@
 
 N three-step runs are committed first by a separate client. Then this process claims and
 executes them itself, one at a time in its main thread (no worker pool, no contention, no
-polling), with cProfile on in every thread started from then on (the SQLite store's writer
-thread runs the write transactions, for example). Wall time against CPU time tells whether
-a worker waits on the database or computes; the call counts show how many transactions and
-statements each workflow costs.
+polling), with cProfile on in every thread started from then on (the SQLite store commits
+on the calling thread when nothing else is writing, so here in the main thread). Wall time
+against CPU time tells whether a worker waits on the database or computes; the call counts
+show how many transactions and statements each workflow costs.
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from surefoot.errors import (
     WaitTimeoutError,
     WorkflowNotFoundError,
 )
+from surefoot.integrations.http import async_http_client, http_client
 
 __version__ = "0.1.0"
 
@@ -75,7 +76,9 @@ __all__ = [
     "WorkflowContext",
     "WorkflowNotFoundError",
     "__version__",
+    "async_http_client",
     "current_step",
+    "http_client",
     "on_body",
     "on_exception",
     "on_status",

@@ -3,6 +3,8 @@
 * SurefootError
   + ConfigError
     - StoreUrlError
+    - NoCredentialsError           serve with auth on, and nobody could sign in
+    - AlertRulesError              the alert rules file cannot be read or is invalid
   + StoreError                     wraps driver errors; the original is ``__cause__``
     - StoreUnavailableError        the store cannot be opened or reached
     - SchemaTooNewError            written by a newer Surefoot; refuse rather than damage it
@@ -30,6 +32,12 @@
     - ReviewItemNotFoundError
     - InvalidDecisionError         an action the item does not allow, or a missing value
   + AuditError
+  + AccessError                    users, tokens, sessions and roles
+    - AuthenticationError          unknown user, wrong password, bad or expired credential
+      . SignInRequiredError        a console page needs a signed-in user (redirect to /login)
+    - PermissionDeniedError        the principal's role lacks the permission
+    - UserNotFoundError · UserExistsError · TokenNotFoundError
+    - CsrfError                    a form or cookie-authenticated call without its CSRF token
 * Failure signals a step raises to pick its class (see ``domain.failures``):
   TransientError, PermanentError, DataError, PolicyViolation, AmbiguousError
   (all SurefootError subclasses, so ``except SurefootError`` sees them).
@@ -67,8 +75,16 @@ class ConfigError(SurefootError):
     """The configuration is invalid."""
 
 
+class AlertRulesError(ConfigError):
+    """The alert rules file cannot be read or is invalid."""
+
+
 class StoreUrlError(ConfigError):
     """The store URL is not one Surefoot can open."""
+
+
+class NoCredentialsError(ConfigError):
+    """Authentication is on and no enabled user or usable API token exists."""
 
 
 class StoreError(SurefootError):
@@ -217,6 +233,49 @@ class InvalidDecisionError(ReviewError):
 
 class AuditError(SurefootError):
     """The audit log could not be read or written."""
+
+
+class AccessError(SurefootError):
+    """Access to Surefoot was refused."""
+
+
+class AuthenticationError(AccessError):
+    """Sign-in failed: unknown user, wrong password, or a bad or expired credential."""
+
+
+class SignInRequiredError(AuthenticationError):
+    """This page needs a signed-in user."""
+
+    def __init__(self, message: str | None = None, *, next_path: str = "/") -> None:
+        super().__init__(message)
+        self.next_path = next_path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_sign_in_required, (self.message, self.next_path))
+
+
+def _rebuild_sign_in_required(message: str, next_path: str) -> SignInRequiredError:
+    return SignInRequiredError(message, next_path=next_path)
+
+
+class PermissionDeniedError(AccessError):
+    """Your role does not allow this action."""
+
+
+class UserNotFoundError(AccessError):
+    """No user has that name."""
+
+
+class UserExistsError(AccessError):
+    """A user with that name already exists."""
+
+
+class TokenNotFoundError(AccessError):
+    """No API token has that id."""
+
+
+class CsrfError(AccessError):
+    """The form or request did not carry this session's CSRF token."""
 
 
 # -- failure signals: raise one of these inside a step to choose its class ---------

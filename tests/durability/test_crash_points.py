@@ -91,10 +91,14 @@ def test_committed_step_never_runs_twice_after_kill_at(point, app, ledger, proce
     elif point == "compensation.before_commit":
         # An undo that ran but was not committed runs again under the same key
         # (the external system dedupes it); a committed undo never does.
+        # Another run's undo may have been interrupted too, before its body started (the
+        # kill hits the whole worker): it ran once, after the takeover.
         undone = [a for a in interrupted if a.kind is AttemptKind.COMPENSATION]
-        assert undone
+        assert any(_ran_in(ledger, a) for a in undone)  # the undo the kill cut short had run
         for attempt in undone:
-            assert len(ledger.executions_of(attempt.idempotency_key)) == 2
+            ran = [e.attempt for e in ledger.executions_of(attempt.idempotency_key)]
+            assert ran.count(attempt.attempt) <= 1
+            assert len([n for n in ran if n > attempt.attempt]) == 1, ran
 
 
 @pytest.mark.slow

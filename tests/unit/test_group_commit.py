@@ -132,3 +132,99 @@ def test_a_transaction_cannot_open_another_from_inside(db: Path):
     with pytest.raises(StoreError, match="cannot open another"):
         group.submit(nested)
     group.close()
+
+
+# -- acknowledged means committed, under concurrency -------------------------------------------
+class AcknowledgesBeforeCommit(GroupCommitter):
+    """A broken committer for the negative control: it releases its callers with their
+    batch still uncommitted and commits it only when the next batch starts."""
+
+    def _attempt(self, conn: sqlite3.Connection, batch: list) -> None:  # type: ignore[type-arg]
+        if conn.in_transaction:
+            conn.commit()
+        cur = conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        for work in batch:
+            work.result, work.error = work.fn(cur), None
+
+
+def unacknowledged_writes(group: GroupCommitter, db: Path, threads: int, each: int) -> list[str]:
+    """Writes from many threads at once; each thread reads its row back through another
+    connection the moment ``submit`` returns. Returns the rows that were not there."""
+    missing: list[str] = []
+
+    def writer(prefix: str) -> None:
+        reader = sqlite3.connect(db)
+        try:
+            for i in range(each):
+                key = f"{prefix}-{i}"
+
+                def insert(cur: sqlite3.Cursor, key: str = key) -> None:
+                    cur.execute("INSERT INTO t VALUES (?)", (key,))
+
+                group.submit(insert)
+                if reader.execute("SELECT 1 FROM t WHERE k = ?", (key,)).fetchone() is None:
+                    missing.append(key)
+        finally:
+            reader.close()
+
+    workers = [threading.Thread(target=writer, args=(f"w{n}",)) for n in range(threads)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(30)
+    return missing
+
+
+def test_every_write_is_committed_when_its_submit_returns_under_concurrency(db: Path):
+    group = committer(db)
+    try:
+        assert unacknowledged_writes(group, db, threads=8, each=40) == []
+    finally:
+        group.close()
+    assert len(rows(db)) == 8 * 40
+    assert len(group.batches) < 8 * 40  # callers that arrived together shared a COMMIT
+
+
+def test_negative_control_a_committer_that_acknowledges_before_commit_is_caught(db: Path):
+    group = AcknowledgesBeforeCommit(
+        connect_to(db), name="broken", is_busy=lambda e: "locked" in str(e), busy_deadline_s=5
+    )
+    try:
+        assert unacknowledged_writes(group, db, threads=2, each=5) != []
+    finally:
+        group.close()
+
+
+def test_an_unloaded_write_runs_and_commits_on_the_callers_own_thread(db: Path):
+    group = committer(db)
+    seen: list[threading.Thread] = []
+
+    def fn(cur: sqlite3.Cursor) -> None:
+        seen.append(threading.current_thread())
+        cur.execute("INSERT INTO t VALUES ('mine')")
+
+    group.submit(fn)
+    group.close()
+    assert seen == [threading.current_thread()]
+    assert rows(db) == {"mine"}
+
+
+def test_a_closed_committer_refuses_writes_and_commits_nothing(db: Path):
+    group = committer(db)
+    group.close()
+    with pytest.raises(StoreError, match="closed"):
+        group.submit(lambda cur: cur.execute("INSERT INTO t VALUES ('late')"))
+    assert rows(db) == set()
+
+
+def test_data_version_changes_for_other_connections_commits_only(db: Path):
+    group = committer(db)
+    group.submit(lambda cur: cur.execute("INSERT INTO t VALUES ('own')"))
+    before = group.data_version()
+    group.submit(lambda cur: cur.execute("INSERT INTO t VALUES ('own-again')"))
+    assert group.data_version() == before  # its own commits do not count
+    with sqlite3.connect(db) as other:
+        other.execute("INSERT INTO t VALUES ('other')")
+    assert group.data_version() != before
+    group.close()

@@ -12,15 +12,22 @@ import typer
 from rich.progress import Progress
 
 from surefoot.cli import render
+from surefoot.cli.access import tokens_cli, users_cli
 from surefoot.cli.loading import load_app, parse_json
+from surefoot.cli.observability import alerts_cli
+from surefoot.cli.serve import serve
 from surefoot.config import from_environment
 from surefoot.demo.runner import run_demo
+from surefoot.demo.serve import serve_demo
 from surefoot.domain.failures import FailureClass
 from surefoot.domain.records import DeadLetterFilter, RunFilter
 from surefoot.domain.status import ReviewStatus, RunStatus
 from surefoot.engine.app import default_actor
 from surefoot.engine.worker import Worker
 from surefoot.errors import ConfigError, SurefootError
+from surefoot.observability.logging import configure_logging
+from surefoot.observability.metrics import serve_worker_metrics
+from surefoot.observability.tracing import configure_tracing
 from surefoot.ops import audit as audit_ops
 from surefoot.ops import dead_letter, queues, review, routes, runs
 from surefoot.store.migrations import schema_sql
@@ -47,6 +54,10 @@ cli.add_typer(review_cli, name="review")
 cli.add_typer(queues_cli, name="queues")
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(db_cli, name="db")
+cli.add_typer(users_cli, name="users")
+cli.add_typer(tokens_cli, name="tokens")
+cli.add_typer(alerts_cli, name="alerts")
+cli.command("serve")(serve)
 
 AppArg = Annotated[str, typer.Argument(help="The app, as module:attribute.")]
 StoreOpt = Annotated[str | None, typer.Option("--store", help="Store URL (overrides the app's).")]
@@ -72,10 +83,25 @@ def worker(
     concurrency: Annotated[int | None, typer.Option(help="Runs executed at once.")] = None,
     until_idle: Annotated[bool, typer.Option(help="Exit when no run is ready.")] = False,
     store: StoreOpt = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve Prometheus metrics on 127.0.0.1:PORT (0 picks a free port)."),
+    ] = None,
+    log_format: Annotated[
+        str | None, typer.Option(help="Log lines as json, console, or auto (JSON unless a TTY).")
+    ] = None,
 ) -> None:
     """Run a worker: claim runs, execute them, drain on SIGTERM."""
-    logging.getLogger("surefoot").setLevel(logging.INFO)
     loaded = load_app(app, store=store, create=True)
+    loaded.settings = loaded.settings.with_overrides(log_format=log_format)
+    configure_logging(loaded.settings)
+    configure_tracing(loaded.settings)
+    port = metrics_port if metrics_port is not None else loaded.settings.metrics_port or None
+    if port is not None:
+        served = serve_worker_metrics(loaded.store, port)
+        logging.getLogger("surefoot.worker").info(
+            "metrics at http://%s:%d/metrics", served.host, served.port
+        )
     Worker(loaded, queues=queue, concurrency=concurrency).run(until_idle=until_idle)
 
 
@@ -591,11 +617,27 @@ def routes_cmd(app: AppArg, json_out: JsonOpt = False, store: StoreOpt = None) -
 
 @cli.command()
 def demo(
-    runs_count: Annotated[int, typer.Option("--runs", help="How many runs to start.")] = 40,
+    runs_count: Annotated[
+        int, typer.Option("--runs", help="How many runs to start (with --no-serve).")
+    ] = 40,
     store: Annotated[str, typer.Option(help="Store URL.")] = "sqlite:///surefoot-demo.db",
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve/--no-serve",
+            help="Serve the console with a live sample app (default), or run sample runs in "
+            "the terminal to completion and exit.",
+        ),
+    ] = True,
+    host: Annotated[str, typer.Option(help="Console address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Console port.")] = 8000,
 ) -> None:
-    """Start a worker and sample runs on SQLite; watch them finish."""
-    run_demo(runs_count, store)
+    """The accounts-payable demo on SQLite: the console with invoices paid through a
+    flaky service (sign in as admin), or with --no-serve a terminal run to completion."""
+    if serve:
+        serve_demo(store, host=host, port=port)
+    else:
+        run_demo(runs_count, store)
 
 
 def main() -> None:

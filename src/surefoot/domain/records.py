@@ -34,6 +34,7 @@ class NewRun:
     forked_at_position: int | None = None
     debounce_key: str | None = None
     not_before: datetime | None = None  # debounce: the run starts no earlier than this
+    trace_context: str | None = None  # W3C traceparent of the run's root span
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class RunRecord:
     cancel_requested: bool = False
     deliveries: int = 0  # claims since the run last reached a durable stop (poison detection)
     finished_at: datetime | None = None
+    trace_context: str | None = None  # W3C traceparent of the run's root span
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,8 @@ class RunFilter:
     workflow: str | None = None
     queue: str | None = None
     correlation_id: str | None = None
+    # runs whose dead-letter entry, or latest failed attempt, has this class
+    failure_class: FailureClass | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
     limit: int = 50

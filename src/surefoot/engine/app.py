@@ -30,6 +30,7 @@ from surefoot.engine.definitions import (
 from surefoot.engine.handle import RunHandle
 from surefoot.engine.runtime import Runtime, utc_now
 from surefoot.errors import DefinitionError, WorkflowError, WorkflowNotFoundError
+from surefoot.observability import instrument, tracing
 from surefoot.store.base import Store
 from surefoot.store.open import open_store
 
@@ -122,6 +123,10 @@ class App:
         """Block until a local worker finishes an execution, or the timeout passes."""
         with self._finished:
             self._finished.wait(timeout_s)
+
+    def has_local_workers(self) -> bool:
+        """Whether a worker runs in this process (its finishes wake ``wait_for_change``)."""
+        return bool(self._wakers)
 
     def add_waker(self, wake: Callable[[], None]) -> None:
         self._wakers.append(wake)
@@ -381,22 +386,28 @@ class App:
             raise WorkflowError(f"debounce_s must be positive, got {debounce_s}")
         now = utc_now()
         queue_name = queue or definition.queue
-        new = NewRun(
-            run_id=uuid.uuid4().hex,
-            workflow=definition.name,
-            queue=queue_name,
-            inputs=inputs,
-            inputs_hash=hashlib.sha256(inputs.encode()).hexdigest(),
-            idempotency_key=idempotency_key,
-            priority=priority,
-            partition_key=partition_key,
-            correlation_id=correlation_id or uuid.uuid4().hex,
-            debounce_key=debounce_key,
-            not_before=now + timedelta(seconds=debounce_s) if debounce_s is not None else None,
-        )
-        record, _created = self.store.create_run(
-            new, now, actor or default_actor(), queue=self.queues.get(queue_name)
-        )
+        correlation_id = correlation_id or uuid.uuid4().hex
+        with tracing.start_span(definition.name, correlation_id) as traced:
+            new = NewRun(
+                run_id=uuid.uuid4().hex,
+                workflow=definition.name,
+                queue=queue_name,
+                inputs=inputs,
+                inputs_hash=hashlib.sha256(inputs.encode()).hexdigest(),
+                idempotency_key=idempotency_key,
+                priority=priority,
+                partition_key=partition_key,
+                correlation_id=correlation_id,
+                debounce_key=debounce_key,
+                not_before=now + timedelta(seconds=debounce_s) if debounce_s is not None else None,
+                trace_context=traced.traceparent,
+            )
+            record, created = self.store.create_run(
+                new, now, actor or default_actor(), queue=self.queues.get(queue_name)
+            )
+            traced.created(record.run_id)
+        if created:
+            instrument.run_started(record.workflow, record.run_id, record.correlation_id)
         for wake in list(self._wakers):
             wake()
         return RunHandle(self, record.run_id)

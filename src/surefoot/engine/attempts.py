@@ -48,6 +48,7 @@ from surefoot.errors import (
     Suspended,
     WorkflowError,
 )
+from surefoot.observability import instrument, redaction
 from surefoot.store.base import Suspension
 
 REVIEW_ACTIONS = {
@@ -82,16 +83,17 @@ class StepMixin(ExecutionBase):
             plan = self._prepare(step, position, args, kwargs)
             if isinstance(plan, Done):
                 return plan.value
-            try:
-                with self._step_scope(step, plan):
-                    self.rt.crash.reached("step.attempt_committed")
-                    value = _call_sync(step, plan)
-            except Exception as exc:  # noqa: BLE001 - every failure is classified and routed
-                outcome = self._after_failure(step, plan, exc)
-                if outcome is not None:
-                    return outcome.value
-                continue
-            return self._after_success(step, plan, value)
+            with instrument.attempt(step.name, position, plan.number):
+                try:
+                    with self._step_scope(step, plan):
+                        self.rt.crash.reached("step.attempt_committed")
+                        value = _call_sync(step, plan)
+                except Exception as exc:  # noqa: BLE001 - every failure is classified and routed
+                    outcome = self._after_failure(step, plan, exc)
+                    if outcome is not None:
+                        return outcome.value
+                    continue
+                return self._after_success(step, plan, value)
 
     async def call_step_async(
         self, step: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -105,16 +107,17 @@ class StepMixin(ExecutionBase):
             plan = self._prepare(step, position, args, kwargs)
             if isinstance(plan, Done):
                 return plan.value
-            try:
-                with self._step_scope(step, plan):
-                    self.rt.crash.reached("step.attempt_committed")
-                    value = await _call_async(step, plan)
-            except Exception as exc:  # noqa: BLE001 - every failure is classified and routed
-                outcome = self._after_failure(step, plan, exc)
-                if outcome is not None:
-                    return outcome.value
-                continue
-            return self._after_success(step, plan, value)
+            with instrument.attempt(step.name, position, plan.number):
+                try:
+                    with self._step_scope(step, plan):
+                        self.rt.crash.reached("step.attempt_committed")
+                        value = await _call_async(step, plan)
+                except Exception as exc:  # noqa: BLE001 - every failure is classified and routed
+                    outcome = self._after_failure(step, plan, exc)
+                    if outcome is not None:
+                        return outcome.value
+                    continue
+                return self._after_success(step, plan, value)
 
     # -- replay ------------------------------------------------------------------------------
     def _replay(self, step: StepDef, position: int) -> Done | None:
@@ -365,9 +368,11 @@ class StepMixin(ExecutionBase):
                 approved_rules=plan.approved,
             )
         )
+        started = time.perf_counter()
         try:
             yield
         finally:
+            instrument.step_body_duration(self.run.workflow, step.name, started)
             current_step_var.reset(token)
 
     # -- after an attempt ------------------------------------------------------------------------
@@ -410,6 +415,7 @@ class StepMixin(ExecutionBase):
         )
         self.history.journal[plan.position] = entry
         self._mark_finished(plan.position, AttemptOutcome.SUCCEEDED)
+        instrument.attempt_succeeded(self.run.workflow, step.name)
         self.rt.crash.reached("step.after_commit")
         if step.breaker is not None:
             key = step.breaker
@@ -484,6 +490,18 @@ class StepMixin(ExecutionBase):
             decision.reason,
             error,
         )
+        instrument.attempt_failed(
+            self.run.workflow,
+            step.name,
+            attempt,
+            failure_class=classification.failure_class.value,
+            rule=classification.rule,
+            route=decision.route.value,
+            decision=decision.reason,
+            error_type=facts.error_type,
+            message=facts.message,
+            interrupted=interrupted,
+        )
         if step.breaker is not None:
             key, policy_now = step.breaker, self.breaker_policy
             if cls is FailureClass.TRANSIENT:
@@ -557,7 +575,8 @@ class StepMixin(ExecutionBase):
             ) from exc
         reason = f"step {step.name}: {decision.reason}"
         if facts.message:
-            reason += f" ({facts.error_type.rsplit('.', 1)[-1]}: {facts.message[:200]})"
+            message = redaction.active().text(facts.message)[:200]
+            reason += f" ({facts.error_type.rsplit('.', 1)[-1]}: {message})"
         raise StopRun(cls, reason, compensate=action is Action.FAIL, **stop_args)
 
     def _park(

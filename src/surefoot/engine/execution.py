@@ -11,6 +11,7 @@ is a :class:`NonDeterminismError`, never a silent mis-replay.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
@@ -27,7 +28,7 @@ from surefoot.domain.records import (
 )
 from surefoot.domain.status import DeadLetterStatus, JournalKind, RunStatus
 from surefoot.engine.definitions import WorkflowDef
-from surefoot.engine.runtime import Runtime, log
+from surefoot.engine.runtime import Runtime
 from surefoot.errors import (
     Cancelled,
     LeaseLostError,
@@ -38,6 +39,7 @@ from surefoot.errors import (
     StoreError,
     StoreInterrupted,
 )
+from surefoot.observability import instrument
 from surefoot.store.base import ClaimedRun, RunEnd, Suspension
 
 T = TypeVar("T")
@@ -146,6 +148,7 @@ class ExecutionBase:
     def fenced(self, call: Callable[[], T]) -> T:
         """Every store call of an execution goes through here: a lost lease or a store
         outage unwinds the workflow as a signal that user code cannot catch."""
+        started = time.perf_counter()
         try:
             return call()
         except LeaseLostError:
@@ -153,6 +156,8 @@ class ExecutionBase:
             raise LeaseRevoked(self.run.run_id) from None
         except StoreError as exc:
             raise StoreInterrupted(f"run {self.run.run_id}: {exc}") from exc
+        finally:
+            instrument.store_call("execution", started)
 
     def expect(self, entry: JournalEntry, kind: JournalKind, name: str) -> None:
         if entry.kind is not kind or entry.name != name:
@@ -176,6 +181,7 @@ class ExecutionBase:
     def suspend(self, suspension: Suspension) -> None:
         now = self.rt.clock()
         self.fenced(lambda: self.rt.store.suspend(self.lease, suspension, now))
+        instrument.run_suspended(suspension.wait_reason)
         self.rt.crash.reached("wait.suspended")
 
     def record_review(self, item: ReviewItem) -> None:
@@ -211,6 +217,7 @@ class ExecutionBase:
                 self.lease, RunEnd(RunStatus.SUCCEEDED, output=output), now
             )
         )
+        instrument.run_finished(self.run.workflow, self.run.run_id, RunStatus.SUCCEEDED.value)
 
     def dead_letter_for(self, stop: StopRun, *, compensated: bool) -> DeadLetter:
         last_error = None
@@ -240,10 +247,10 @@ class ExecutionBase:
                 self.lease, RunEnd(RunStatus.FAILED, error=stop.to_json(), dead_letter=dead), now
             )
         )
-        log.warning(
-            "run %s (%s) failed and was dead-lettered [%s]: %s",
-            self.run.run_id,
+        instrument.run_finished(
             self.run.workflow,
+            self.run.run_id,
+            RunStatus.FAILED.value,
             stop.failure_class.value,
             stop.reason,
         )
@@ -255,4 +262,7 @@ class ExecutionBase:
             lambda: self.rt.store.finish_run(
                 self.lease, RunEnd(RunStatus.CANCELLED, error=error), now
             )
+        )
+        instrument.run_finished(
+            self.run.workflow, self.run.run_id, RunStatus.CANCELLED.value, reason=reason
         )

@@ -18,6 +18,7 @@ from surefoot.errors import (
     StepTimeoutError,
     TransientError,
 )
+from surefoot.observability import redaction
 
 _BODY_LIMIT = 4096
 _STORED_BODY_LIMIT = 2048  # enough for a validation error list; the rest is not kept
@@ -124,16 +125,17 @@ def interrupted_facts(*, step_idempotent: bool) -> FailureFacts:
 
 def error_json(exc: BaseException, facts: FailureFacts | None = None) -> str:
     """The stored form of an exception: type, message, traceback and HTTP facts."""
+    scrub = redaction.active().text  # stored errors are shown to operators: no secrets
     payload: dict[str, Any] = {
         "type": qualified_mro(exc)[0],
-        "message": str(exc)[:_BODY_LIMIT],
-        "traceback": "".join(traceback.format_exception(exc))[-8000:],
+        "message": scrub(str(exc)[:_BODY_LIMIT]),
+        "traceback": scrub("".join(traceback.format_exception(exc))[-8000:]),
     }
     if facts is not None and facts.http_status is not None:
         payload["http_status"] = facts.http_status
         payload["http_method"] = facts.http_method
         if facts.body:
-            payload["body"] = facts.body[:_STORED_BODY_LIMIT]
+            payload["body"] = scrub(facts.body[:_STORED_BODY_LIMIT])
     if isinstance(exc, DataError) and exc.errors:
         payload["errors"] = exc.errors
     if isinstance(exc, PolicyViolation):

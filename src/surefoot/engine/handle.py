@@ -19,6 +19,8 @@ from surefoot.errors import (
 if TYPE_CHECKING:
     from surefoot.engine.app import App
 
+_FAST_LOOKS = 20  # result() looks every 1 ms this many times before backing off
+
 
 class RunHandle:
     """A committed run. ``result()`` waits for its end; the run does not need this
@@ -47,7 +49,12 @@ class RunHandle:
         ``RunCancelledError``, or ``ResultTimeoutError`` after ``timeout`` seconds.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.002
+        # A worker of this process wakes the wait below when it ends an execution, so
+        # polling only backs that up (from 2 ms). A run carried by another process is
+        # noticed by polling alone: every 1 ms for the first ~20 ms (a short run ends
+        # within milliseconds; each look reads one row), then backing off to 250 ms.
+        local = self.app.has_local_workers()
+        delay, looks = (0.002, _FAST_LOOKS) if local else (0.001, 0)
         while True:
             run = self.record()
             if run.status.is_terminal:
@@ -58,7 +65,9 @@ class RunHandle:
                 )
             wait = delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
             self.app.wait_for_change(wait)
-            delay = min(delay * 2, 0.25)
+            looks += 1
+            if looks >= _FAST_LOOKS:
+                delay = min(delay * 2, 0.25)
 
     async def result_async(self, timeout: float | None = None) -> Any:
         return await asyncio.to_thread(self.result, timeout)

@@ -24,6 +24,7 @@ from surefoot.errors import (
     StoreInterrupted,
     Suspended,
 )
+from surefoot.observability import instrument, redaction
 from surefoot.store.base import ClaimedRun
 
 
@@ -58,7 +59,8 @@ class Execution(StepMixin, WaitMixin, CompensationMixin):
         else:
             found = classify(facts, (self.workflow.rules, self.rt.rules, DEFAULT_RULES))
             cls, rule = found.failure_class, found.rule
-        where = f"workflow {self.workflow.name} raised {type(exc).__name__}: {exc}"
+        message = redaction.active().text(str(exc))
+        where = f"workflow {self.workflow.name} raised {type(exc).__name__}: {message}"
         return StopRun(
             cls,
             where,
@@ -90,8 +92,12 @@ class Execution(StepMixin, WaitMixin, CompensationMixin):
 def execute(rt: Runtime, claimed: ClaimedRun, control: RunControl) -> None:
     """Carry one claimed run as far as it goes now. Never raises for run outcomes."""
     execution = Execution(rt, claimed, control)
+    if claimed.taken_over:
+        run = claimed.run
+        instrument.lease_takeover(run.workflow, run.run_id, len(claimed.interrupted))
     try:
-        _advance(execution)
+        with instrument.execution(claimed.run, claimed.lease.worker_id):
+            _advance(execution)
     except Suspended:
         pass
     except Released:

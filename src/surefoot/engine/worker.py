@@ -31,6 +31,7 @@ from surefoot.engine.execution import RunControl
 from surefoot.engine.runner import execute
 from surefoot.engine.runtime import utc_now
 from surefoot.errors import LeaseLostError, StoreError
+from surefoot.observability import instrument
 from surefoot.store.base import ClaimedRun
 
 log = logging.getLogger("surefoot.worker")
@@ -150,6 +151,7 @@ class Worker:
                 caps = self._worker_caps()
             claimed: list[ClaimedRun] = []
             if free > 0:
+                started = time.perf_counter()
                 try:
                     claimed = rt.store.claim(
                         self.worker_id,
@@ -165,6 +167,8 @@ class Worker:
                     log.exception("claim failed; retrying")
                     self._stop.wait(self.settings.poll_interval_s)
                     continue
+                finally:
+                    instrument.store_call("claim", started)
             for item in claimed:
                 with self._active_lock:
                     self._active[item.run.run_id] = item.lease
@@ -217,6 +221,7 @@ class Worker:
         while not self._stopped.wait(self.settings.heartbeat_s):
             with self._active_lock:
                 leases = list(self._active.values())
+            started = time.perf_counter()
             try:
                 lost, cancels = rt.store.heartbeat(
                     self.worker_id, leases, self.settings.lease_s, utc_now()
@@ -224,6 +229,8 @@ class Worker:
             except StoreError:
                 log.exception("heartbeat failed; leases will be renewed at the next beat")
                 continue
+            finally:
+                instrument.store_call("heartbeat", started)
             with self._active_lock:
                 # Only leases still held count: one that ended meanwhile (the run suspended,
                 # maybe already claimed again under a new lease) is not a loss.

@@ -20,6 +20,7 @@ from surefoot.domain.records import (
 from surefoot.engine.app import App
 from surefoot.engine.runtime import utc_now
 from surefoot.errors import RunNotFoundError, WorkflowError
+from surefoot.observability import tracing
 
 
 def get_run(app: App, run_id: str) -> RunRecord:
@@ -91,6 +92,7 @@ def fork_run(
         correlation_id=source.correlation_id,
         forked_from_run_id=source.run_id,
         forked_at_position=from_position,
+        trace_context=tracing.child_traceparent(source.trace_context),
     )
     return app.store.fork_run(
         source.run_id, at_position=from_position, new=new, actor=actor, now=utc_now()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
 
+from surefoot.domain.access import ApiTokenRecord, Role, UserRecord, WebSessionRecord
 from surefoot.domain.audit import AuditEntry
 from surefoot.domain.breaker import Breaker
 from surefoot.domain.queues import QueueSpec, RateLimit
@@ -31,11 +32,22 @@ from surefoot.domain.records import (
     RunFilter,
     RunRecord,
 )
+from surefoot.domain.stats import (
+    AlertEvent,
+    AttemptCounts,
+    DeadLetterStats,
+    QueueStats,
+    ReviewStats,
+    WorkerBeat,
+)
 from surefoot.domain.status import AttemptKind, ReviewStatus, RunStatus
+from surefoot.store.migrations import load_migrations
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+# The schema this code reads and writes: the newest migration shipped (both dialects have
+# the same numbered list; a test holds them to it).
+SCHEMA_VERSION = len(load_migrations("sqlite"))
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,7 @@ class ClaimedRun:
     lease: Lease
     history: History
     interrupted: tuple[AttemptRecord, ...] = ()
+    taken_over: bool = False  # the lease of another worker had expired
 
 
 @dataclass(frozen=True)
@@ -208,3 +221,63 @@ class Store(Protocol):
         self, *, after_seq: int, limit: int, entity_id: str | None = None
     ) -> list[AuditEntry]: ...
     def audit_head(self) -> tuple[int, str] | None: ...
+
+    # -- statistics and alert events (metrics, alert rules, readiness) ------------------------
+    def queue_stats(self) -> list[QueueStats]:
+        """Pending runs per queue and the oldest one's creation time."""
+        ...
+
+    def dead_letter_stats(self) -> list[DeadLetterStats]: ...
+    def count_dead_letters_since(self, since: datetime) -> int: ...
+    def review_stats(self, now: datetime) -> list[ReviewStats]: ...
+    def worker_beats(self) -> list[WorkerBeat]: ...
+    def attempt_counts(self, since: datetime) -> list[AttemptCounts]:
+        """Step attempts finished since ``since``, by workflow and failure class."""
+        ...
+
+    def record_alert_event(self, event: AlertEvent) -> bool:
+        """Append a firing or resolution unless the rule is already in that state; audited.
+        True when it was recorded."""
+        ...
+
+    def alert_events(self, *, rule: str | None = None, limit: int = 50) -> list[AlertEvent]: ...
+    def alert_states(self) -> list[AlertEvent]: ...
+
+    # -- access: users, API tokens, console sessions (secrets only as hashes) -------------
+    def create_user(
+        self, username: str, password_hash: str | None, role: Role, *, actor: str, now: datetime
+    ) -> UserRecord:
+        """Raises ``UserExistsError`` for a taken name. Audited (never the hash)."""
+        ...
+
+    def get_user(self, username: str) -> UserRecord | None: ...
+    def list_users(self) -> list[UserRecord]: ...
+    def update_user(
+        self,
+        username: str,
+        *,
+        role: Role | None = None,
+        disabled: bool | None = None,
+        password_hash: str | None = None,
+        actor: str,
+        now: datetime,
+    ) -> UserRecord:
+        """Change role, disabled flag or password; ends the user's sessions. Audited."""
+        ...
+
+    def create_token(self, token: ApiTokenRecord, *, now: datetime) -> None: ...
+    def find_token(self, token_hash: str) -> ApiTokenRecord | None: ...
+    def list_tokens(self) -> list[ApiTokenRecord]: ...
+    def revoke_token(self, token_id: str, *, actor: str, now: datetime) -> ApiTokenRecord: ...
+    def touch_token(self, token_id: str, now: datetime) -> None: ...
+    def has_credentials(self, now: datetime) -> bool:
+        """Whether an enabled user with a password, or a usable API token, exists."""
+        ...
+
+    def create_session(self, session: WebSessionRecord, *, replaces: str | None = None) -> None:
+        """Store a session, deleting ``replaces`` (a session hash) in the same transaction."""
+        ...
+
+    def get_session(self, session_hash: str) -> WebSessionRecord | None: ...
+    def touch_session(self, session_hash: str, now: datetime) -> None: ...
+    def delete_session(self, session_hash: str) -> None: ...

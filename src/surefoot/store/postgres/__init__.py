@@ -4,7 +4,9 @@ Modules, from the bottom up: ``base`` (pool, transactions and retry, schema, aud
 chain), ``intake`` (new runs, events, lookups), ``leases`` (claims, heartbeats),
 ``execution`` (fenced writes of a running execution), ``failures`` (compensation,
 circuit breakers), ``operators`` (dead-letter, reviews, cancel, fork, queues, audit),
-and beside them ``listen`` (wake-ups by ``LISTEN``, on a connection of their own).
+``access`` (users, API tokens, console sessions), ``stats`` (counts for metrics, alerts
+and readiness; alert events), and beside them ``listen`` (wake-ups by ``LISTEN``, on a
+connection of their own).
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from surefoot.errors import StoreError
+from surefoot.store.postgres.access import AccessMixin
 from surefoot.store.postgres.listen import Listener
 from surefoot.store.postgres.operators import OperatorMixin
+from surefoot.store.postgres.stats import StatsMixin
 
 
-class PostgresStore(OperatorMixin):
+class PostgresStore(OperatorMixin, AccessMixin, StatsMixin):
     """A :class:`~surefoot.store.base.Store` over one PostgreSQL database."""
 
     def __init__(

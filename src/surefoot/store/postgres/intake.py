@@ -163,8 +163,9 @@ class IntakeMixin(PostgresBase):
         return cur.execute(
             "INSERT INTO runs (run_id, workflow, queue, status, idempotency_key, inputs_hash,"
             " priority, partition_key, debounce_key, wait_reason, wake_at, inputs,"
-            " correlation_id, forked_from_run_id, forked_at_position, created_at, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " correlation_id, forked_from_run_id, forked_at_position, created_at, updated_at,"
+            " trace_context)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (idempotency_key) DO NOTHING RETURNING *",
             (
                 new.run_id,
@@ -184,6 +185,7 @@ class IntakeMixin(PostgresBase):
                 new.forked_at_position,
                 ts(now),
                 ts(now),
+                new.trace_context,
             ),
         ).fetchone()
 

@@ -156,6 +156,7 @@ class LeaseMixin(IntakeMixin):
                         Lease(run.run_id, worker_id, run.lease_epoch),
                         self._history_txn(cur, run.run_id),
                         interrupted,
+                        taken_over,
                     )
                 )
             return claimed
@@ -171,6 +172,11 @@ class LeaseMixin(IntakeMixin):
             (run_id,),
         ).fetchall()
         error = dumps_json({"type": "surefoot.Interrupted", "message": why})
+        correlation = (
+            cur.execute("SELECT correlation_id FROM runs WHERE run_id = %s", (run_id,)).fetchone()
+            if open_rows
+            else None
+        )
         for row in open_rows:
             cur.execute(
                 "UPDATE attempts SET outcome = 'interrupted', error = %s, finished_at = %s"
@@ -187,6 +193,7 @@ class LeaseMixin(IntakeMixin):
                     {"outcome": "running"},
                     {"outcome": "interrupted"},
                     reason=why,
+                    correlation_id=correlation["correlation_id"] if correlation else None,
                 ),
                 now,
             )

@@ -30,6 +30,14 @@ from surefoot.store.postgres import rows
 from surefoot.store.postgres.base import Cursor, Row, one, ts
 from surefoot.store.postgres.failures import FailureMixin
 
+# A run "has" a failure class when its dead-letter entry or its latest failed attempt has it.
+_FAILURE_CLASS_CLAUSE = (
+    "(EXISTS (SELECT 1 FROM dead_letters d WHERE d.run_id = runs.run_id"
+    " AND d.failure_class = %s)"
+    " OR %s = (SELECT a.failure_class FROM attempts a WHERE a.run_id = runs.run_id"
+    " AND a.outcome = 'failed' ORDER BY a.started_at DESC, a.attempt DESC LIMIT 1))"
+)
+
 
 def _run_where(run_filter: RunFilter) -> tuple[str, list[Any]]:
     clauses: list[str] = []
@@ -42,6 +50,9 @@ def _run_where(run_filter: RunFilter) -> tuple[str, list[Any]]:
         if value is not None:
             clauses.append(f"{column} = %s")
             params.append(value)
+    if run_filter.failure_class is not None:
+        clauses.append(_FAILURE_CLASS_CLAUSE)
+        params.extend([run_filter.failure_class.value] * 2)
     if run_filter.created_after is not None:
         clauses.append("created_at >= %s")
         params.append(ts(run_filter.created_after))
@@ -162,6 +173,7 @@ class OperatorMixin(FailureMixin):
                     {"status": "failed"},
                     {"status": "pending", "generation": dead.generation + 1},
                     reason=reason,
+                    correlation_id=run["correlation_id"],
                 ),
                 now,
             )
@@ -171,7 +183,7 @@ class OperatorMixin(FailureMixin):
 
     def discard(self, run_id: str, *, actor: str, reason: str, now: datetime) -> None:
         def txn(cur: Cursor) -> None:
-            _run, dead = self._open_dead_letter_txn(cur, run_id)
+            run, dead = self._open_dead_letter_txn(cur, run_id)
             cur.execute(
                 "UPDATE dead_letters SET status = 'discarded', resolved_at = %s,"
                 " resolved_by = %s, resolution = %s WHERE run_id = %s AND generation = %s",
@@ -187,6 +199,7 @@ class OperatorMixin(FailureMixin):
                     {"dead_letter": "open"},
                     {"dead_letter": "discarded"},
                     reason=reason,
+                    correlation_id=run["correlation_id"],
                 ),
                 now,
             )

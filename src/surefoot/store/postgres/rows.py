@@ -58,6 +58,7 @@ def run_from_row(row: DictRow) -> RunRecord:
         cancel_requested=bool(row["cancel_requested"]),
         deliveries=row["deliveries"],
         finished_at=dt(row["finished_at"]),
+        trace_context=row["trace_context"],
     )
 
 

@@ -2,25 +2,34 @@
 
 SQLite has one writer at a time and ``synchronous=FULL`` makes every COMMIT wait for the
 disk, so a process whose threads each commit alone spends most of its time in fsync. Here
-every write transaction goes to one writer thread, which runs all the transactions waiting
-at that moment inside one ``BEGIN IMMEDIATE`` ... ``COMMIT``, each in its own SAVEPOINT:
+the write transactions of a process queue up for one writing connection. The caller that
+finds the connection free becomes the *leader*: on its own thread it runs every
+transaction waiting at that moment inside one ``BEGIN IMMEDIATE`` ... ``COMMIT``, each in
+its own SAVEPOINT; callers that arrive meanwhile wait for the leader to finish, and then
+either find their work done or lead the next batch themselves. An unloaded caller thus
+commits on its own thread with no hand-off, and a busy process still shares commits:
 
 * a transaction that raises (a fenced write refused, a conflict) is rolled back to its
   savepoint alone; the others in the batch are unaffected;
 * no caller is released before the COMMIT that holds its work has returned, so nothing is
   acknowledged before it is durable;
 * if the COMMIT itself fails, every caller of the batch gets the error.
+
+The writing connection also tells whether *another* connection (another process) has
+committed since it last looked: ``PRAGMA data_version`` changes only for commits made
+elsewhere, never for its own. ``data_version`` asks it, without waiting for a batch.
 """
 
 from __future__ import annotations
 
-import queue
+import contextlib
 import random
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from surefoot.errors import StoreError
@@ -28,12 +37,13 @@ from surefoot.errors import StoreError
 T = TypeVar("T")
 
 MAX_BATCH = 64
+CLOSE_TIMEOUT_S = 10.0
 
 
 @dataclass
 class _Work(Generic[T]):
     fn: Callable[[sqlite3.Cursor], T]
-    done: threading.Event = field(default_factory=threading.Event)
+    done: bool = False  # read and written only under the committer's leader lock
     result: Any = None
     error: BaseException | None = None
 
@@ -47,74 +57,94 @@ class GroupCommitter:
         is_busy: Callable[[sqlite3.OperationalError], bool],
         busy_deadline_s: float,
     ) -> None:
+        self.name = name  # the database file's name, for messages
         self._connect = connect
         self._is_busy = is_busy
         self._busy_deadline_s = busy_deadline_s
-        self._queue: queue.SimpleQueue[_Work[Any] | None] = queue.SimpleQueue()
+        self._pending: deque[_Work[Any]] = deque()
+        self._leader = threading.Lock()  # held by the caller that runs a batch
+        self._inside = threading.local()  # set while this thread runs a batch
+        self._conn: sqlite3.Connection | None = None
         self._closed = False
-        self._thread = threading.Thread(
-            target=self._loop, name=f"surefoot-commit-{name}", daemon=True
-        )
-        self._thread.start()
 
     def submit(self, fn: Callable[[sqlite3.Cursor], T]) -> T:
         """Run ``fn`` in a write transaction; return once its COMMIT is durable."""
-        if threading.current_thread() is self._thread:
+        if getattr(self._inside, "active", False):
             raise StoreError("a write transaction cannot open another one")
         if self._closed:
             raise StoreError("the store is closed")
         work: _Work[T] = _Work(fn)
-        self._queue.put(work)
-        work.done.wait()
+        self._pending.append(work)
+        while True:
+            with self._leader:
+                if work.done:
+                    break
+                self._lead()
         if work.error is not None:
             raise work.error
         result: T = work.result
         return result
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._queue.put(None)
-        self._thread.join(timeout=10)
-
-    # -- the writer thread ---------------------------------------------------------------
-    def _loop(self) -> None:
-        conn: sqlite3.Connection | None = None
-        while True:
-            first = self._queue.get()
-            if first is None:
-                break
-            batch = [first]
-            stop = False
-            while len(batch) < MAX_BATCH:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                batch.append(more)
-            try:
-                if conn is None:
-                    conn = self._connect()
-                self._run_batch(conn, batch)
-            except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller
-                failure = exc if isinstance(exc, StoreError) else StoreError(str(exc))
-                if failure is not exc:
-                    failure.__cause__ = exc
-                for work in batch:
-                    work.error = failure
-                if conn is not None and conn.in_transaction:
-                    conn.rollback()
-            finally:
-                for work in batch:
-                    work.done.set()
-            if stop:
-                break
+        # Wait (bounded) for a batch in progress; one stuck on a locked database keeps its
+        # connection, and the batches after it fail with "the store is closed".
+        acquired = self._leader.acquire(timeout=CLOSE_TIMEOUT_S)
+        try:
+            if self._closed:
+                return
+            self._closed = True
+            conn, self._conn = (self._conn, None) if acquired else (None, self._conn)
+        finally:
+            if acquired:
+                self._leader.release()
         if conn is not None:
             conn.close()
+
+    def data_version(self) -> int | None:
+        """The writing connection's ``PRAGMA data_version``: it changes when another
+        connection commits, not when this one does. None while a batch is being written
+        (the writer is busy anyway) or before the first write."""
+        if not self._leader.acquire(blocking=False):
+            return None
+        try:
+            if self._conn is None or self._closed:
+                return None
+            row = self._conn.execute("PRAGMA data_version").fetchone()
+            return int(row[0])
+        except sqlite3.Error:
+            return None
+        finally:
+            self._leader.release()
+
+    # -- the leader, on the caller's thread, holding ``_leader`` -----------------------------
+    def _lead(self) -> None:
+        batch: list[_Work[Any]] = []
+        while self._pending and len(batch) < MAX_BATCH:
+            batch.append(self._pending.popleft())
+        if not batch:
+            return
+        self._inside.active = True
+        try:
+            if self._closed:
+                raise StoreError("the store is closed")
+            if self._conn is None:
+                self._conn = self._connect()
+            self._run_batch(self._conn, batch)
+        except BaseException as exc:  # handed to every caller of the batch, re-raised below
+            failure = exc if isinstance(exc, StoreError) else StoreError(str(exc))
+            if failure is not exc:
+                failure.__cause__ = exc
+            for work in batch:
+                work.error = failure
+            if self._conn is not None and self._conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.rollback()
+            if not isinstance(exc, Exception):
+                raise  # Ctrl-C or exit in the leading thread goes on up that thread
+        finally:
+            self._inside.active = False
+            for work in batch:
+                work.done = True
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Work[Any]]) -> None:
         deadline = time.monotonic() + self._busy_deadline_s

@@ -134,7 +134,8 @@ class IntakeMixin(SQLiteBase):
             "INSERT INTO runs (run_id, workflow, queue, status, idempotency_key, inputs_hash,"
             " priority, partition_key, debounce_key, inputs, correlation_id,"
             " forked_from_run_id, forked_at_position, wait_reason, wake_at, created_at,"
-            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " updated_at, trace_context)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 new.run_id,
                 new.workflow,
@@ -153,6 +154,7 @@ class IntakeMixin(SQLiteBase):
                 ts(new.not_before),
                 ts(now),
                 ts(now),
+                new.trace_context,
             ),
         )
 

@@ -24,19 +24,33 @@ from surefoot.store.sqlite.intake import IntakeMixin
 T = TypeVar("T")
 
 
-def _no_op() -> None:
-    return None
-
-
 def actor_of(worker_id: str) -> str:
     return f"worker:{worker_id}"
 
 
+def _claim_order(row: sqlite3.Row) -> tuple[int, str]:
+    return -row["priority"], row["created_at"]
+
+
+def _pending_queues_txn(cur: sqlite3.Cursor) -> set[str]:
+    """The queues holding pending runs, one index lookup per queue (a loose index scan
+    of ``runs_claimable``), instead of reading every pending run."""
+    names: set[str] = set()
+    row = cur.execute("SELECT MIN(queue) FROM runs WHERE status = 'pending'").fetchone()
+    while row[0] is not None:
+        names.add(row[0])
+        row = cur.execute(
+            "SELECT MIN(queue) FROM runs WHERE status = 'pending' AND queue > ?", (row[0],)
+        ).fetchone()
+    return names
+
+
 class LeasesMixin(IntakeMixin):
     # -- wake-ups ---------------------------------------------------------------------------
-    def subscribe(self, wake: Callable[[], None]) -> Callable[[], None]:  # noqa: ARG002
-        """SQLite has no notifications across processes: workers poll."""
-        return _no_op
+    def subscribe(self, wake: Callable[[], None]) -> Callable[[], None]:
+        """SQLite has no notifications across processes: ``wake`` is called when the
+        store's writing connection sees that another process committed (see ``watch``)."""
+        return self._watcher.subscribe(wake)
 
     # -- workers ---------------------------------------------------------------------------
     def register_worker(
@@ -129,6 +143,7 @@ class LeasesMixin(IntakeMixin):
                         Lease(run.run_id, worker_id, run.lease_epoch),
                         self._history_txn(cur, run.run_id),
                         interrupted,
+                        taken_over,
                     )
                 )
             return claimed
@@ -149,8 +164,8 @@ class LeasesMixin(IntakeMixin):
 
         A queue with a global concurrency limit is capped by the runs of it executing now
         (under this write lock the count is exact); ``caps`` are the claiming worker's own
-        per-queue limits. Capped queues are queried one by one so a full queue never
-        crowds the others out of the batch.
+        per-queue limits. Queues are queried one by one, so a full queue never crowds the
+        others out of the batch.
         """
         now_s = ts(now)
         if global_concurrency:
@@ -164,41 +179,69 @@ class LeasesMixin(IntakeMixin):
             for name, allowed in global_concurrency.items():
                 free = max(0, allowed - int(running.get(name, 0)))
                 caps[name] = min(caps.get(name, free), free)
-        base = [
-            "SELECT * FROM runs WHERE (status = 'pending'",
-            " OR (status = 'waiting' AND wake_at IS NOT NULL AND wake_at <= ?)",
-            " OR (status IN ('running', 'compensating') AND lease_expires_at <= ?))",
-            f" AND workflow IN ({','.join('?' * len(workflows))})",
-            " AND queue NOT IN (SELECT queue FROM queues WHERE paused = 1)",
-            # One run per partition key at a time, in order: only the oldest unfinished run
-            # of a key is claimable.
-            " AND (partition_key IS NULL OR NOT EXISTS (SELECT 1 FROM runs AS earlier"
-            " WHERE earlier.partition_key = runs.partition_key"
-            " AND earlier.status NOT IN ('succeeded', 'failed', 'cancelled')"
-            " AND (earlier.created_at < runs.created_at OR (earlier.created_at ="
-            " runs.created_at AND earlier.run_id < runs.run_id))))",
+        # Each kind of claimable run is looked up by an index of its own, one queue at a
+        # time: a run of the top ``limit`` overall is among the top ``limit`` of its queue
+        # and kind, so merging those and keeping the best ``limit`` gives what one query
+        # over all runs would, without reading (and sorting) every pending run each claim.
+        filters = "".join(
+            [
+                f" AND workflow IN ({','.join('?' * len(workflows))})",
+                " AND queue NOT IN (SELECT queue FROM queues WHERE paused = 1)",
+                # One run per partition key at a time, in order: only the oldest unfinished
+                # run of a key is claimable.
+                " AND (partition_key IS NULL OR NOT EXISTS (SELECT 1 FROM runs AS earlier"
+                " WHERE earlier.partition_key = runs.partition_key"
+                " AND earlier.status NOT IN ('succeeded', 'failed', 'cancelled')"
+                " AND (earlier.created_at < runs.created_at OR (earlier.created_at ="
+                " runs.created_at AND earlier.run_id < runs.run_id))))",
+                " ORDER BY priority DESC, created_at LIMIT ?",
+            ]
+        )
+        kinds = [
+            ("status = 'pending'", [], _pending_queues_txn(cur)),
+            (
+                "status = 'waiting' AND wake_at IS NOT NULL AND wake_at <= ?",
+                [now_s],
+                {
+                    r[0]
+                    for r in cur.execute(
+                        "SELECT DISTINCT queue FROM runs WHERE status = 'waiting'"
+                        " AND wake_at IS NOT NULL AND wake_at <= ?",
+                        (now_s,),
+                    )
+                },
+            ),
+            (
+                "status IN ('running', 'compensating') AND lease_expires_at <= ?",
+                [now_s],
+                {
+                    r[0]
+                    for r in cur.execute(
+                        "SELECT DISTINCT queue FROM runs WHERE status IN ('running',"
+                        " 'compensating') AND lease_expires_at <= ?",
+                        (now_s,),
+                    )
+                },
+            ),
         ]
-        base_params: list[object] = [now_s, now_s, *workflows]
-        order = " ORDER BY priority DESC, created_at LIMIT ?"
-        wanted = list(queues) if queues else None
+        wanted = set(queues) if queues else None
+        by_queue: dict[str, list[sqlite3.Row]] = {}
+        for condition, params, names in kinds:
+            for name in sorted(names):
+                cap = caps.get(name, limit)
+                if (wanted is not None and name not in wanted) or cap <= 0:
+                    continue
+                by_queue.setdefault(name, []).extend(
+                    cur.execute(
+                        f"SELECT * FROM runs WHERE {condition} AND queue = ?{filters}",
+                        [*params, name, *workflows, min(cap, limit)],
+                    ).fetchall()
+                )
         found: list[sqlite3.Row] = []
-        for name, cap in caps.items():
-            if (wanted is not None and name not in wanted) or cap <= 0:
-                continue
-            found += cur.execute(
-                "".join([*base, " AND queue = ?", order]),
-                [*base_params, name, min(cap, limit)],
-            ).fetchall()
-        rest = [*base]
-        params = [*base_params]
-        if wanted is not None:
-            rest.append(f" AND queue IN ({','.join('?' * len(wanted))})")
-            params.extend(wanted)
-        if caps:
-            rest.append(f" AND queue NOT IN ({','.join('?' * len(caps))})")
-            params.extend(caps)
-        found += cur.execute("".join([*rest, order]), [*params, limit]).fetchall()
-        found.sort(key=lambda r: (-r["priority"], r["created_at"]))
+        for name, candidates in by_queue.items():
+            candidates.sort(key=_claim_order)
+            found += candidates[: min(caps.get(name, limit), limit)]
+        found.sort(key=_claim_order)
         return found[:limit]
 
     def _interrupt_open_attempts_txn(
@@ -208,6 +251,11 @@ class LeasesMixin(IntakeMixin):
             "SELECT * FROM attempts WHERE run_id = ? AND outcome = 'running'", (run_id,)
         ).fetchall()
         error = dumps_json({"type": "surefoot.Interrupted", "message": why})
+        correlation = (
+            cur.execute("SELECT correlation_id FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if open_rows
+            else None
+        )
         for row in open_rows:
             cur.execute(
                 "UPDATE attempts SET outcome = 'interrupted', error = ?, finished_at = ?"
@@ -224,6 +272,7 @@ class LeasesMixin(IntakeMixin):
                     {"outcome": "running"},
                     {"outcome": "interrupted"},
                     reason=why,
+                    correlation_id=correlation["correlation_id"] if correlation else None,
                 ),
                 now,
             )

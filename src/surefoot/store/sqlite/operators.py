@@ -25,6 +25,14 @@ from surefoot.store.sqlite import rows
 from surefoot.store.sqlite.base import ts
 from surefoot.store.sqlite.execution import ExecutionMixin
 
+# A run "has" a failure class when its dead-letter entry or its latest failed attempt has it.
+_FAILURE_CLASS_CLAUSE = (
+    "(EXISTS (SELECT 1 FROM dead_letters d WHERE d.run_id = runs.run_id"
+    " AND d.failure_class = ?)"
+    " OR ? = (SELECT a.failure_class FROM attempts a WHERE a.run_id = runs.run_id"
+    " AND a.outcome = 'failed' ORDER BY a.started_at DESC, a.attempt DESC LIMIT 1))"
+)
+
 
 def _run_where(run_filter: RunFilter) -> tuple[str, list[object]]:
     clauses: list[str] = []
@@ -37,6 +45,9 @@ def _run_where(run_filter: RunFilter) -> tuple[str, list[object]]:
         if value is not None:
             clauses.append(f"{column} = ?")
             params.append(value)
+    if run_filter.failure_class is not None:
+        clauses.append(_FAILURE_CLASS_CLAUSE)
+        params.extend([run_filter.failure_class.value] * 2)
     if run_filter.created_after is not None:
         clauses.append("created_at >= ?")
         params.append(ts(run_filter.created_after))
@@ -147,6 +158,7 @@ class OperatorMixin(ExecutionMixin):
                     {"status": "failed"},
                     {"status": "pending", "generation": dead.generation + 1},
                     reason=reason,
+                    correlation_id=_correlation_id_txn(cur, run_id),
                 ),
                 now,
             )
@@ -171,6 +183,7 @@ class OperatorMixin(ExecutionMixin):
                     {"dead_letter": "open"},
                     {"dead_letter": "discarded"},
                     reason=reason,
+                    correlation_id=_correlation_id_txn(cur, run_id),
                 ),
                 now,
             )
@@ -392,3 +405,8 @@ class OperatorMixin(ExecutionMixin):
             ).fetchone()
         )
         return (int(row[0]), str(row[1])) if row else None
+
+
+def _correlation_id_txn(cur: sqlite3.Cursor, run_id: str) -> str | None:
+    row = cur.execute("SELECT correlation_id FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    return None if row is None else row[0]

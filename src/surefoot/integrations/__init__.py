@@ -1,0 +1,1 @@
+"""Talking to other systems: the outbound HTTP client (more connectors come here)."""

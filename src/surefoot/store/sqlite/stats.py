@@ -1,0 +1,151 @@
+"""Read-only statistics for metrics, alert rules and readiness; alert events (SQLite)."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+
+from surefoot.domain.stats import (
+    AlertEvent,
+    AlertState,
+    AttemptCounts,
+    DeadLetterStats,
+    QueueStats,
+    ReviewStats,
+    WorkerBeat,
+    alert_audit_record,
+)
+from surefoot.store.sqlite.base import SQLiteBase, dt, dt_required, ts
+
+
+class StatsMixin(SQLiteBase):
+    def queue_stats(self) -> list[QueueStats]:
+        rows = self._read(
+            lambda cur: cur.execute(
+                "SELECT queue, COUNT(*) AS depth, MIN(created_at) AS oldest FROM runs"
+                " WHERE status = 'pending' GROUP BY queue ORDER BY queue"
+            ).fetchall()
+        )
+        return [QueueStats(r["queue"], r["depth"], dt(r["oldest"])) for r in rows]
+
+    def dead_letter_stats(self) -> list[DeadLetterStats]:
+        rows = self._read(
+            lambda cur: cur.execute(
+                "SELECT workflow, failure_class, COUNT(*) AS n FROM dead_letters"
+                " WHERE status = 'open' GROUP BY workflow, failure_class"
+                " ORDER BY workflow, failure_class"
+            ).fetchall()
+        )
+        return [DeadLetterStats(r["workflow"], r["failure_class"], r["n"]) for r in rows]
+
+    def count_dead_letters_since(self, since: datetime) -> int:
+        row = self._read(
+            lambda cur: cur.execute(
+                "SELECT COUNT(*) FROM dead_letters WHERE dead_lettered_at >= ?", (ts(since),)
+            ).fetchone()
+        )
+        return int(row[0])
+
+    def review_stats(self, now: datetime) -> list[ReviewStats]:
+        rows = self._read(
+            lambda cur: cur.execute(
+                "SELECT kind, COUNT(*) AS n, MIN(created_at) AS oldest,"
+                " SUM(CASE WHEN due_at IS NOT NULL AND due_at < ? THEN 1 ELSE 0 END) AS overdue"
+                " FROM review_items WHERE status = 'open' GROUP BY kind ORDER BY kind",
+                (ts(now),),
+            ).fetchall()
+        )
+        return [
+            ReviewStats(r["kind"], r["n"], dt(r["oldest"]), int(r["overdue"] or 0)) for r in rows
+        ]
+
+    def worker_beats(self) -> list[WorkerBeat]:
+        rows = self._read(
+            lambda cur: cur.execute(
+                "SELECT worker_id, hostname, heartbeat_at, stopped_at FROM workers"
+                " ORDER BY heartbeat_at DESC"
+            ).fetchall()
+        )
+        return [
+            WorkerBeat(
+                r["worker_id"], r["hostname"], dt_required(r["heartbeat_at"]), dt(r["stopped_at"])
+            )
+            for r in rows
+        ]
+
+    def attempt_counts(self, since: datetime) -> list[AttemptCounts]:
+        rows = self._read(
+            lambda cur: cur.execute(
+                "SELECT r.workflow AS workflow, COALESCE(a.failure_class, '') AS fc,"
+                " COUNT(*) AS n FROM attempts a JOIN runs r ON r.run_id = a.run_id"
+                " WHERE a.kind = 'step' AND a.finished_at >= ?"
+                " GROUP BY r.workflow, fc ORDER BY r.workflow, fc",
+                (ts(since),),
+            ).fetchall()
+        )
+        return [AttemptCounts(r["workflow"], r["fc"], r["n"]) for r in rows]
+
+    # -- alert events ------------------------------------------------------------------------
+    def record_alert_event(self, event: AlertEvent) -> bool:
+        """Append the event unless the rule is already in that state (another evaluator got
+        there first); audited in the same transaction. True when recorded."""
+
+        def txn(cur: sqlite3.Cursor) -> bool:
+            last = cur.execute(
+                "SELECT state FROM alert_events WHERE rule = ? ORDER BY event_seq DESC LIMIT 1",
+                (event.rule,),
+            ).fetchone()
+            current = AlertState(last["state"]) if last else AlertState.RESOLVED
+            if current is event.state:
+                return False
+            cur.execute(
+                "INSERT INTO alert_events (rule, state, severity, value, threshold, summary, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    event.rule,
+                    event.state.value,
+                    event.severity,
+                    event.value,
+                    event.threshold,
+                    event.summary,
+                    ts(event.at),
+                ),
+            )
+            self._audit_txn(cur, alert_audit_record(event, current), event.at)
+            return True
+
+        return self._write(txn)
+
+    def alert_events(self, *, rule: str | None = None, limit: int = 50) -> list[AlertEvent]:
+        """Newest first."""
+        rows = self._read(
+            lambda cur: cur.execute(
+                "SELECT * FROM alert_events WHERE (? IS NULL OR rule = ?)"
+                " ORDER BY event_seq DESC LIMIT ?",
+                (rule, rule, limit),
+            ).fetchall()
+        )
+        return [_event_from_row(r) for r in rows]
+
+    def alert_states(self) -> list[AlertEvent]:
+        """The newest event of every rule that has one."""
+        rows = self._read(
+            lambda cur: cur.execute(
+                "SELECT e.* FROM alert_events e JOIN (SELECT rule, MAX(event_seq) AS seq"
+                " FROM alert_events GROUP BY rule) m ON m.seq = e.event_seq ORDER BY e.rule"
+            ).fetchall()
+        )
+        return [_event_from_row(r) for r in rows]
+
+
+def _event_from_row(row: sqlite3.Row) -> AlertEvent:
+    return AlertEvent(
+        rule=row["rule"],
+        state=AlertState(row["state"]),
+        severity=row["severity"],
+        summary=row["summary"],
+        at=dt_required(row["at"]),
+        value=row["value"],
+        threshold=row["threshold"],
+        event_seq=row["event_seq"],
+    )
