@@ -18,7 +18,6 @@ from surefoot.cli.observability import alerts_cli
 from surefoot.cli.serve import serve
 from surefoot.config import from_environment
 from surefoot.demo.runner import run_demo
-from surefoot.demo.serve import serve_demo
 from surefoot.domain.failures import FailureClass
 from surefoot.domain.records import DeadLetterFilter, RunFilter
 from surefoot.domain.status import ReviewStatus, RunStatus
@@ -635,6 +634,9 @@ def demo(
     """The accounts-payable demo on SQLite: the console with invoices paid through a
     flaky service (sign in as admin), or with --no-serve a terminal run to completion."""
     if serve:
+        # Imported here: the web stack would slow every other command's start-up.
+        from surefoot.demo.serve import serve_demo  # noqa: PLC0415
+
         serve_demo(store, host=host, port=port)
     else:
         run_demo(runs_count, store)

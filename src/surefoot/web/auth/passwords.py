@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -10,9 +12,14 @@ from surefoot.errors import ConfigError
 MIN_LENGTH = 10
 
 _hasher = PasswordHasher()
-# Verified against when the user does not exist, so an unknown name costs the same time
-# as a wrong password and cannot be told apart by it.
-_DUMMY_HASH = _hasher.hash("surefoot-no-such-user")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the user does not exist, so an unknown name costs the same
+    time as a wrong password and cannot be told apart by it. Made on first use: hashing
+    costs ~0.1 s by design, which every CLI command would otherwise pay at import."""
+    return _hasher.hash("surefoot-no-such-user")
 
 
 def hash_password(password: str) -> str:
@@ -25,6 +32,6 @@ def verify_password(password_hash: str | None, password: str) -> bool:
     """Whether ``password`` matches; ``None`` (no such user, or OIDC only) never matches
     but takes as long as a real check."""
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+        return _hasher.verify(password_hash or _dummy_hash(), password) and bool(password_hash)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
