@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from surefoot.engine.runtime import utc_now
 from surefoot.web.app import create_app
 from surefoot.web.auth import tokens
 from tests.web import flows
+from tests.web.oidc_provider import Provider
 
 
 @pytest.fixture
@@ -67,12 +69,12 @@ class LiveServer:
     url: str
 
 
-@pytest.fixture
-def live_server(api: FastAPI) -> Iterator[LiveServer]:
-    """The API served by uvicorn on 127.0.0.1 (a free port), in a thread."""
-    config = uvicorn.Config(api, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+@contextmanager
+def serving(asgi: Any, name: str = "uvicorn-test") -> Iterator[LiveServer]:
+    """``asgi`` served by uvicorn on 127.0.0.1 (a free port), in a thread, until exit."""
+    config = uvicorn.Config(asgi, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
@@ -80,9 +82,27 @@ def live_server(api: FastAPI) -> Iterator[LiveServer]:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
-    yield LiveServer(f"http://127.0.0.1:{port}")
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def provider() -> Iterator[Provider]:
+    """The loopback OIDC provider (:mod:`tests.web.oidc_provider`), serving."""
+    provider = Provider()
+    with serving(provider.app(), "oidc-provider") as live:
+        provider.url = live.url
+        yield provider
+
+
+@pytest.fixture
+def live_server(api: FastAPI) -> Iterator[LiveServer]:
+    """The API served by uvicorn on 127.0.0.1 (a free port), in a thread."""
+    with serving(api) as live:
+        yield live
 
 
 @pytest.fixture

@@ -4,13 +4,13 @@ local user created with the default role; every forged or mismatched step refuse
 
 from __future__ import annotations
 
-import threading
+import dataclasses
 import time
-from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import uvicorn
+from fastapi import FastAPI
 from joserfc.jwk import RSAKey
 
 import surefoot as sf
@@ -21,24 +21,6 @@ from surefoot.web.auth import oidc
 from surefoot.web.auth.sessions import SESSION_COOKIE
 from tests.web.conftest import LiveServer
 from tests.web.oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider
-
-
-@pytest.fixture
-def provider() -> Iterator[Provider]:
-    provider = Provider()
-    server = uvicorn.Server(
-        uvicorn.Config(provider.app(), host="127.0.0.1", port=0, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, name="oidc-provider", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the provider did not start"
-        time.sleep(0.01)
-    provider.url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    yield provider
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -88,11 +70,50 @@ def test_a_callback_from_another_browser_is_refused(client: httpx.Client):
 
 def test_a_callback_is_accepted_once(client: httpx.Client, provider: Provider):
     callback = start_sign_in(client)
+    pending = client.cookies.get(oidc.PENDING_COOKIE)
+    assert pending
     assert client.get(callback).status_code == 303
+    assert client.cookies.get(oidc.PENDING_COOKIE) is None  # the callback cleared it
     client.cookies.delete(SESSION_COOKIE)
-    client.cookies.set(oidc.STATE_COOKIE, callback.split("state=")[1], path="/auth/oidc")
-    assert client.get(callback).status_code == 401
-    assert provider.token_requests == 1
+    replayed = client.get(callback)
+    assert replayed.status_code == 401
+    assert "already used" in replayed.json()["error"]["message"]
+    assert provider.token_requests == 1  # refused before the provider is asked
+    # A copy of the cookie sent again: the provider refuses the spent code.
+    client.cookies.set(oidc.PENDING_COOKIE, pending, domain=client.base_url.host, path="/auth/oidc")
+    again = client.get(callback)
+    assert again.status_code == 401
+    assert SESSION_COOKIE not in again.cookies
+    assert client.cookies.get(oidc.PENDING_COOKIE) is None
+
+
+def test_a_failed_callback_clears_the_pending_sign_in_too(client: httpx.Client, provider: Provider):
+    provider.claims = {"aud": "another-client"}
+    refused = client.get(start_sign_in(client))
+    assert refused.status_code == 401
+    assert client.cookies.get(oidc.PENDING_COOKIE) is None
+
+
+def test_the_pending_sign_in_cookie_is_httponly_lax_short_lived_and_opaque(
+    client: httpx.Client,
+):
+    started = client.get("/auth/oidc/login")
+    state = parse_qs(urlsplit(started.headers["location"]).query)["state"][0]
+    cookie = started.headers["set-cookie"]
+    value = client.cookies.get(oidc.PENDING_COOKIE)
+    assert value
+    assert state not in value  # sealed: neither state, nonce nor verifier readable
+    attributes = {part.strip().lower() for part in cookie.split(";")[1:]}
+    assert {"httponly", "samesite=lax", "path=/auth/oidc", "max-age=600"} <= attributes
+
+
+def test_with_secure_cookies_the_pending_sign_in_cookie_is_secure(
+    api: FastAPI, client: httpx.Client, settings: WebSettings
+):
+    api.state.web_settings = dataclasses.replace(settings, secure_cookies=True)
+    started = client.get("/auth/oidc/login")
+    attributes = {part.strip().lower() for part in started.headers["set-cookie"].split(";")}
+    assert "secure" in attributes
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,12 @@ and ``api.state.process_csrf_token``; includes :data:`surefoot.web.console.route
 mounts :data:`surefoot.web.console.STATIC_DIR` at ``/static``. Its lifespan opens the
 store before the first request, so a bad store fails at start, not at first use.
 
+Several servers on one store may stand behind a load balancer without affinity: sessions
+and their CSRF tokens are in the store; the sign-in form's CSRF token and an OIDC sign-in
+in progress are in the browser (:mod:`surefoot.web.auth.signin_csrf`,
+:mod:`surefoot.web.auth.oidc`). Only with ``insecure_no_auth`` (one machine by
+definition) do forms carry ``process_csrf_token``, a token of this process.
+
 With ``settings.insecure_no_auth`` every caller is an admin: the start logs a loud warning
 and every response carries ``X-Surefoot-Warning: authentication is disabled``.
 """

@@ -12,7 +12,7 @@ import httpx
 
 from tests.e2e.console_support import PASSWORD
 
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+CSRF_IN_FORM = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 class Browserless:
@@ -28,7 +28,7 @@ class Browserless:
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         answer = self.http.get(path, **kwargs)
-        found = _CSRF.search(answer.text)
+        found = CSRF_IN_FORM.search(answer.text)
         if found:
             self.token = found.group(1)
         return answer

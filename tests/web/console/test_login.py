@@ -8,9 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from surefoot.web.auth import signin_csrf
 from surefoot.web.console.login import local_path
 from tests.e2e.console_support import PASSWORD, Console, serve_console
-from tests.web.console.support import Browserless
+from tests.web.console.support import CSRF_IN_FORM, Browserless
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -42,10 +43,34 @@ def console(tmp_path: Path) -> Iterator[Console]:
 def test_a_sign_in_without_the_forms_token_is_refused(console: Console) -> None:
     with httpx.Client(base_url=console.base_url, follow_redirects=False) as http:
         answer = http.post("/login", data={"username": "admin", "password": PASSWORD})
-        # Refused: back to the form (with a fresh token), and no session.
-        assert answer.status_code == 303
-        assert answer.headers["location"].startswith("/login")
+        # Refused: the form again (with a fresh token in the form and the cookie), no session.
+        assert answer.status_code == 403
+        assert "The sign-in form expired. Sign in again." in answer.text
         assert "surefoot_session" not in answer.headers.get("set-cookie", "")
+        token = CSRF_IN_FORM.search(answer.text)
+        assert token is not None
+        assert http.cookies.get(signin_csrf.SIGNIN_COOKIE) == token.group(1)
+
+
+def test_the_sign_in_forms_cookie_is_httponly_strict_and_short_lived(console: Console) -> None:
+    with httpx.Client(base_url=console.base_url) as http:
+        form = http.get("/login")
+    cookie = form.headers["set-cookie"]
+    token = CSRF_IN_FORM.search(form.text)
+    assert token is not None
+    assert cookie.startswith(f"{signin_csrf.SIGNIN_COOKIE}={token.group(1)};")
+    attributes = {part.strip().lower() for part in cookie.split(";")[1:]}
+    assert {"httponly", "samesite=strict", "path=/login", "max-age=1800"} <= attributes
+    assert "secure" not in attributes  # SUREFOOT_WEB_SECURE_COOKIES is off here
+
+
+def test_a_sign_in_clears_the_forms_cookie(console: Console) -> None:
+    with Browserless(console.base_url) as client:
+        client.get("/login")
+        answer = client.post("/login", {"username": "admin", "password": PASSWORD, "next": "/"})
+        assert answer.status_code == 303
+        assert client.http.cookies.get(signin_csrf.SIGNIN_COOKIE) is None
+        assert client.http.cookies.get("surefoot_session")
 
 
 def test_a_wrong_password_gets_the_form_again_and_no_session(console: Console) -> None:

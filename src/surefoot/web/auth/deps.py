@@ -10,6 +10,8 @@
   send the session's CSRF token in ``X-CSRF-Token``.
 * ``csrf_token(request)`` and ``verify_csrf(request)``: the token every console form
   carries (hidden field ``csrf_token``) and its check (field or ``X-CSRF-Token`` header).
+  The sign-in form, which has no session yet, has its own check
+  (:mod:`surefoot.web.auth.signin_csrf`).
 
 The clock is ``request.app.state.clock`` (``utc_now`` unless a test sets another).
 """
@@ -125,18 +127,21 @@ def console_user(request: Request) -> Principal:
 
 
 def csrf_token(request: Request) -> str:
-    """This session's CSRF token. Without a session (the sign-in form) and with
-    ``insecure_no_auth``, a token of this server process."""
-    if not web_settings(request).insecure_no_auth:
-        found = _session(request)
-        if found is not None:
-            return found[0].csrf_token
-    token: str = request.app.state.process_csrf_token
-    return token
+    """This session's CSRF token (kept in the store, so every server knows it); with
+    ``insecure_no_auth``, a token of this server process (one machine by definition).
+    Without a session, "": no form is accepted then (the sign-in form carries its own
+    token, :mod:`surefoot.web.auth.signin_csrf`)."""
+    if web_settings(request).insecure_no_auth:
+        token: str = request.app.state.process_csrf_token
+        return token
+    found = _session(request)
+    return found[0].csrf_token if found is not None else ""
 
 
 def _matches(sent: str | None, expected: str) -> bool:
-    return bool(sent) and hmac.compare_digest(str(sent).encode(), expected.encode())
+    return (
+        bool(sent) and bool(expected) and hmac.compare_digest(str(sent).encode(), expected.encode())
+    )
 
 
 async def verify_csrf(request: Request) -> None:

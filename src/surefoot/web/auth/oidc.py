@@ -1,8 +1,14 @@
 """OIDC sign-in (Entra ID or any standard provider): authorization code flow with PKCE.
 
 ``GET /auth/oidc/login?next=/path`` sends the browser to the provider with a fresh
-``state``, ``nonce`` and PKCE challenge (S256); the state is also set in a short-lived
-cookie, so a callback is only accepted in the browser that started it.
+``state``, ``nonce`` and PKCE challenge (S256). The sign-in in progress (state, nonce, PKCE
+verifier, where to go next, when it expires) is kept by the browser, not the server: in a
+sealed cookie (:mod:`surefoot.web.auth.sealed`; HttpOnly, SameSite=Lax, path
+``/auth/oidc``, 10 minutes, Secure with ``secure_cookies``) under a key derived from the
+client secret, which every server has. So the callback may reach any server; it is only
+accepted in the browser that started the sign-in, with the same ``state``, once (every
+callback clears the cookie), and nobody can forge or alter the cookie or read the nonce
+and verifier in it.
 ``GET /auth/oidc/callback`` exchanges the code (with the PKCE verifier and the client
 secret), validates the id_token against the issuer's JWKS (signature, ``iss``, ``aud``,
 ``exp``, ``nonce``), maps it to a local user by ``preferred_username`` (else ``email``),
@@ -15,11 +21,12 @@ joserfc, authlib's JOSE library.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, cast
 from urllib.parse import quote
@@ -30,20 +37,23 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[im
 from fastapi import APIRouter, Request
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
-from starlette.responses import RedirectResponse
+from joserfc.jwk import KeySet, OctKey
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import RedirectResponse, Response
 
 from surefoot.config import WebSettings
 from surefoot.domain.access import UserRecord
-from surefoot.errors import AuthenticationError, ConfigError
+from surefoot.errors import AuthenticationError, ConfigError, SurefootError
 from surefoot.store.base import Store
-from surefoot.web.auth import sessions
+from surefoot.web import errors
+from surefoot.web.auth import sealed, sessions
 from surefoot.web.auth.deps import now_of, surefoot_app, web_settings
 
 log = logging.getLogger("surefoot.web.oidc")
 
-STATE_COOKIE = "surefoot_oidc_state"
-PENDING_S = 600.0  # a sign-in must come back from the provider within this
+PENDING_COOKIE = "surefoot_oidc_pending"
+PENDING_S = 600  # a sign-in must come back from the provider within this
+MAX_NEXT = 1000  # a longer ``next`` path is dropped (for "/"): a cookie holds about 4 KB
 METADATA_S = 3600.0  # discovery document and JWKS are cached this long
 HTTP_TIMEOUT_S = 10.0
 
@@ -58,20 +68,43 @@ def enabled(settings: WebSettings) -> bool:
 
 @dataclass(frozen=True)
 class _Pending:
+    """A sign-in in progress, as its sealed cookie holds it."""
+
+    state: str
     nonce: str
     verifier: str
     next_path: str
-    started: float
+    expires_at: int  # seconds since the epoch, by the server's clock
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> _Pending | None:
+        try:
+            pending = cls(**payload)
+        except TypeError:
+            return None
+        texts = (pending.state, pending.nonce, pending.verifier, pending.next_path)
+        if not all(isinstance(text, str) for text in texts):
+            return None
+        if not isinstance(pending.expires_at, int) or isinstance(pending.expires_at, bool):
+            return None
+        return pending
+
+
+def pending_key(settings: WebSettings) -> OctKey:
+    """The key of the pending-sign-in cookie: from the client secret (every server has
+    it), bound to the issuer and client id."""
+    issuer, client_id = settings.oidc_issuer, settings.oidc_client_id
+    purpose = f"surefoot oidc pending sign-in v1\n{issuer}\n{client_id}"
+    return sealed.derive_key(settings.oidc_client_secret or "", purpose)
 
 
 class _Provider:
-    """The provider's metadata and keys (cached), and sign-ins in flight (this process)."""
+    """The provider's metadata and keys, cached by each server process."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._metadata: tuple[float, dict[str, Any]] | None = None
         self._keys: tuple[float, KeySet] | None = None
-        self._pending: dict[str, _Pending] = {}
 
     def metadata(self, issuer: str) -> dict[str, Any]:
         with self._lock:
@@ -93,20 +126,6 @@ class _Provider:
         with self._lock:
             self._keys = (time.monotonic(), key_set)
         return key_set
-
-    def remember(self, state: str, pending: _Pending) -> None:
-        with self._lock:
-            now = time.monotonic()
-            for old in [s for s, p in self._pending.items() if now - p.started > PENDING_S]:
-                del self._pending[old]
-            self._pending[state] = pending
-
-    def take(self, state: str) -> _Pending | None:
-        with self._lock:
-            pending = self._pending.pop(state, None)
-        if pending is None or time.monotonic() - pending.started > PENDING_S:
-            return None
-        return pending
 
 
 def _get_json(url: str) -> dict[str, Any]:
@@ -150,6 +169,8 @@ def _safe_next(path: str | None) -> str:
     """Only a local path: never another site (an open redirect)."""
     if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
         return "/"
+    if len(path) > MAX_NEXT:
+        return "/"
     return path
 
 
@@ -159,7 +180,8 @@ def login(request: Request, next: str | None = None) -> RedirectResponse:
     provider = _provider(request)
     metadata = provider.metadata(issuer)
     state, nonce, verifier = (secrets.token_urlsafe(32) for _ in range(3))
-    provider.remember(state, _Pending(nonce, verifier, _safe_next(next), time.monotonic()))
+    expires_at = int(now_of(request).timestamp()) + PENDING_S
+    pending = _Pending(state, nonce, verifier, _safe_next(next), expires_at)
     target: str = prepare_grant_uri(
         metadata["authorization_endpoint"],
         client_id,
@@ -173,9 +195,9 @@ def login(request: Request, next: str | None = None) -> RedirectResponse:
     )
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
-        STATE_COOKIE,
-        state,
-        max_age=int(PENDING_S),
+        PENDING_COOKIE,
+        sealed.seal(pending_key(settings), asdict(pending)),
+        max_age=PENDING_S,
         path="/auth/oidc",
         httponly=True,
         samesite="lax",
@@ -185,22 +207,61 @@ def login(request: Request, next: str | None = None) -> RedirectResponse:
 
 
 @router.get("/callback", name="oidc_callback")
-def callback(
+async def callback(
     request: Request,
     code: str | None = None,
     state: str | None = None,
     error: str | None = None,
+) -> Response:
+    """Finish the sign-in; whatever the outcome, the pending sign-in's cookie is cleared,
+    so a callback is accepted once."""
+    response: Response
+    try:
+        response = await run_in_threadpool(_finish, request, code, state, error)
+    except SurefootError as exc:
+        response = await errors.surefoot_error(request, exc)
+    response.delete_cookie(
+        PENDING_COOKIE,
+        path="/auth/oidc",
+        httponly=True,
+        samesite="lax",
+        secure=web_settings(request).secure_cookies,
+    )
+    return response
+
+
+def _take_pending(request: Request, settings: WebSettings, state: str | None) -> _Pending:
+    """The sign-in this browser started and the callback's ``state`` names, or refused."""
+    value = request.cookies.get(PENDING_COOKIE)
+    if not value:
+        raise AuthenticationError(
+            "this sign-in was not started in this browser, or was already used; start again"
+        )
+    payload = sealed.open_sealed(pending_key(settings), value)
+    pending = _Pending.from_payload(payload) if payload is not None else None
+    if pending is None:
+        log.warning(
+            "OIDC sign-in refused: its cookie was not sealed with this server's key (altered, "
+            "or the servers do not share one SUREFOOT_WEB_OIDC_CLIENT_SECRET)"
+        )
+        raise AuthenticationError("this sign-in's cookie is not valid; start again")
+    if not state or not hmac.compare_digest(state.encode(), pending.state.encode()):
+        raise AuthenticationError("this sign-in was not started in this browser; start again")
+    if now_of(request).timestamp() > pending.expires_at:
+        raise AuthenticationError("this sign-in expired; start again")
+    return pending
+
+
+def _finish(
+    request: Request, code: str | None, state: str | None, error: str | None
 ) -> RedirectResponse:
     settings, issuer, client_id, client_secret = _configured(request)
     if error is not None:
         raise AuthenticationError(f"the sign-in provider refused: {error[:100]}")
-    cookie_state = request.cookies.get(STATE_COOKIE)
-    if not code or not state or not cookie_state or not secrets.compare_digest(state, cookie_state):
-        raise AuthenticationError("this sign-in was not started in this browser; start again")
+    pending = _take_pending(request, settings, state)
+    if not code:
+        raise AuthenticationError("the sign-in provider sent no code; start again")
     provider = _provider(request)
-    pending = provider.take(state)
-    if pending is None:
-        raise AuthenticationError("this sign-in expired or was already used; start again")
     metadata = provider.metadata(issuer)
     tokens = _exchange(
         metadata["token_endpoint"],
@@ -224,7 +285,6 @@ def callback(
     )
     response = RedirectResponse(pending.next_path, status_code=303)
     sessions.set_session_cookie(response, new.cookie_value, settings)
-    response.delete_cookie(STATE_COOKIE, path="/auth/oidc")
     return response
 
 

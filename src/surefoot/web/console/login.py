@@ -1,4 +1,9 @@
-"""Sign in and sign out of the console."""
+"""Sign in and sign out of the console.
+
+The sign-in form is protected by a double-submit cookie
+(:mod:`surefoot.web.auth.signin_csrf`), so its GET and its POST may reach different
+servers behind a load balancer.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from surefoot.errors import AuthenticationError
-from surefoot.web.auth import oidc, sessions
-from surefoot.web.auth.deps import current_principal, verify_csrf
+from surefoot.errors import AuthenticationError, CsrfError
+from surefoot.web.auth import oidc, sessions, signin_csrf
+from surefoot.web.auth.deps import current_principal
 from surefoot.web.console.pages import CHECK_CSRF, now, render, surefoot_app
 
 router = APIRouter()
@@ -25,9 +30,13 @@ def local_path(target: str | None) -> str:
     return target
 
 
-def _login_page(request: Request, next_path: str, error: str, status_code: int) -> Response:
+def _login_page(
+    request: Request, next_path: str, error: str, status_code: int, token: str | None = None
+) -> Response:
+    """The sign-in form, with its CSRF token in the form and in the cookie."""
     settings = request.app.state.web_settings
-    return render(
+    token = token or signin_csrf.form_token(request)
+    response = render(
         request,
         None,
         "login.html",
@@ -36,7 +45,10 @@ def _login_page(request: Request, next_path: str, error: str, status_code: int) 
         next_path=next_path,
         error=error,
         sso=oidc.enabled(settings),
+        csrf=token,
     )
+    signin_csrf.set_cookie(response, token, settings)
+    return response
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -54,10 +66,15 @@ async def login(
     password: Annotated[str, Form()] = "",
     next_path: Annotated[str, Form(alias="next")] = "/",
 ) -> Response:
-    # The sign-in form carries this process's CSRF token (there is no session yet), so
-    # another site cannot sign a browser in to an account of its choosing.
-    await verify_csrf(request)
+    # The form's token must equal its cookie, so another site cannot sign a browser in
+    # to an account of its choosing. Refused: the form again, and nothing else happens.
     target = local_path(next_path)
+    try:
+        token = await signin_csrf.verify(request)
+    except CsrfError:
+        return await run_in_threadpool(
+            _login_page, request, target, "The sign-in form expired. Sign in again.", 403
+        )
     settings = request.app.state.web_settings
     store = surefoot_app(request).store
     try:
@@ -72,9 +89,12 @@ async def login(
             )
         )
     except AuthenticationError:
-        return _login_page(request, target, "Unknown user or wrong password.", 401)
+        return await run_in_threadpool(
+            _login_page, request, target, "Unknown user or wrong password.", 401, token
+        )
     response = RedirectResponse(target, status_code=303)
     sessions.set_session_cookie(response, new.cookie_value, settings)
+    signin_csrf.clear_cookie(response, settings)
     return response
 
 
