@@ -11,8 +11,14 @@ never a workflow failure. A commit whose answer was lost is not guessed at:
 the transaction id is read before ``COMMIT`` and looked up with
 ``pg_xact_status`` afterwards, so a committed change is never applied twice.
 
-The audit chain is serialised by the single ``audit_head`` row: appending
-locks it until commit, so entries are numbered and linked in commit order.
+The audit chain is serialised by the single ``audit_head`` row, locked until
+commit, so entries are numbered and linked in commit order. A transaction's
+entries are queued while it runs and appended as its very last statements: the
+head is locked after every other statement, and the entries, the head and the
+``COMMIT`` go in one pipelined round trip (with any writes whose answer the
+transaction does not need, see ``_later_txn``), so writers wait for each other
+only while the server runs those statements and the commit. The entries still
+commit in the same transaction as the change they record.
 
 When a run becomes claimable, the transaction that made it so sends
 ``NOTIFY surefoot_runs`` with the run's queue as payload (delivered on commit).
@@ -27,6 +33,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeAlias, TypeVar
 from urllib.parse import urlsplit
@@ -39,7 +46,6 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
-from surefoot.domain.audit import GENESIS, entry_hash
 from surefoot.domain.records import AuditRecord, Lease
 from surefoot.errors import (
     LeaseLostError,
@@ -51,6 +57,7 @@ from surefoot.errors import (
 )
 from surefoot.store.base import SCHEMA_VERSION
 from surefoot.store.migrations import SCHEMA_TABLE_DDL, load_migrations
+from surefoot.store.postgres import audit
 
 T = TypeVar("T")
 Cursor: TypeAlias = psycopg.Cursor[DictRow]
@@ -66,6 +73,8 @@ NOTIFY_CHANNEL = "surefoot_runs"
 MIGRATION_LOCK = 0x5F5E_F007  # pg_advisory_xact_lock key: one migrator at a time
 # NULL when the transaction wrote nothing: then its commit outcome does not matter.
 _CURRENT_XID = "SELECT pg_current_xact_id_if_assigned()::text AS xid"
+# A transaction with writes left for its end: its id, assigned now if need be.
+_ASSIGNED_XID = "SELECT pg_current_xact_id()::text AS xid"
 
 # Connection settings Surefoot chooses unless the URL says otherwise: fail fast on a
 # dead network instead of hanging, and name the connections for pg_stat_activity.
@@ -164,6 +173,21 @@ def one(cur: Cursor) -> Row:
     return row
 
 
+@dataclass
+class _TxnEnd:
+    """What a write transaction sends right before its ``COMMIT``, and its id if known."""
+
+    later: list[tuple[str, Any]] = field(default_factory=list)
+    audit: list[tuple[AuditRecord, datetime]] = field(default_factory=list)
+    notify: list[str] = field(default_factory=list)
+    xid: str | None = None
+
+    @property
+    def writes(self) -> bool:
+        """Whether what is left for the end writes (so the transaction will have an id)."""
+        return bool(self.later or self.audit)
+
+
 class PostgresBase:
     """The connection pool, transactions and the audit chain."""
 
@@ -189,6 +213,8 @@ class PostgresBase:
         self._opened_at: WeakKeyDictionary[psycopg.Connection[Any], float] = WeakKeyDictionary()
         self._opened_lock = threading.Lock()
         self._lost_at = 0.0
+        # What each open write transaction leaves for its end, by id of its cursor.
+        self._txns: dict[int, _TxnEnd] = {}
         try:
             psycopg.connect(self._conninfo).close()
         except psycopg.Error as exc:
@@ -285,18 +311,27 @@ class PostgresBase:
             conn.read_only = not write
             xid: str | None = None
             with conn.cursor(row_factory=dict_row) as cur:
-                result = fn(cur)
+                end = _TxnEnd()
                 if write:
-                    xid = one(cur.execute(_CURRENT_XID))["xid"]
-            try:
-                conn.commit()
-            except psycopg.Error as exc:
-                if xid is None or not is_transient(exc):
+                    self._txns[id(cur)] = end
+                try:
+                    result = fn(cur)
+                finally:
+                    self._txns.pop(id(cur), None)
+                if write:
+                    xid = (
+                        end.xid
+                        or one(cur.execute(_ASSIGNED_XID if end.writes else _CURRENT_XID))["xid"]
+                    )
+                try:
+                    self._commit(conn, cur, end)
+                except psycopg.Error as exc:
+                    if xid is None or not is_transient(exc):
+                        raise
+                    discard = True
+                    if self._committed(xid, deadline):
+                        return result
                     raise
-                discard = True
-                if self._committed(xid, deadline):
-                    return result
-                raise
             return result
         except psycopg.Error as exc:
             if _loses_connection(exc):
@@ -313,6 +348,23 @@ class PostgresBase:
                 except psycopg.Error:
                     conn.close()
             self._pool.putconn(conn)
+
+    def _commit(self, conn: psycopg.Connection[Any], cur: Cursor, end: _TxnEnd) -> None:
+        """Send what the transaction deferred to its end, and ``COMMIT``."""
+        last = [*end.later]
+        last += [("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, q)) for q in end.notify]
+        if end.audit:
+            last.append(self._append_statement(end.audit))
+        if not last:
+            conn.commit()
+            return
+        # The deferred writes, the wake-ups, the audit entries with the head, and COMMIT
+        # in one round trip: the head is locked only while the server runs them. An error
+        # in any of them aborts the COMMIT and is raised here.
+        with conn.pipeline():
+            for statement in last:
+                cur.execute(*statement)
+            conn.commit()
 
     def _committed(self, xid: str, deadline: float) -> bool:
         """After a ``COMMIT`` whose answer was lost: did the transaction commit?"""
@@ -370,11 +422,16 @@ class PostgresBase:
         return self._write(apply)
 
     # -- fencing, audit and wake-ups (called inside a write transaction) -------------------
-    @staticmethod
-    def _fence_txn(cur: Cursor, lease: Lease) -> Row:
+    def _fence_txn(self, cur: Cursor, lease: Lease) -> Row:
+        """Lock the run and check the lease; the row (and the transaction id, which the
+        row lock assigns anyway, read here to save a round trip before ``COMMIT``)."""
         row = cur.execute(
-            "SELECT * FROM runs WHERE run_id = %s FOR UPDATE", (lease.run_id,)
+            "SELECT *, pg_current_xact_id()::text AS surefoot_xid FROM runs"
+            " WHERE run_id = %s FOR UPDATE",
+            (lease.run_id,),
         ).fetchone()
+        if row is not None:
+            self._note_xid_txn(cur, row["surefoot_xid"])
         if (
             row is None
             or row["lease_owner"] != lease.worker_id
@@ -386,33 +443,43 @@ class PostgresBase:
             )
         return row
 
+    def _end_of(self, cur: Cursor) -> _TxnEnd:
+        end = self._txns.get(id(cur))
+        if end is None:
+            raise StoreError("only a write transaction can defer work to its end")
+        return end
+
+    def _note_xid_txn(self, cur: Cursor, xid: str) -> None:
+        """The transaction's id, read by a statement it ran anyway (so not again)."""
+        self._end_of(cur).xid = xid
+
+    def _later_txn(self, cur: Cursor, sql: str, params: Any) -> None:
+        """Run a write whose result the transaction does not need with its last
+        statements, in the round trip of ``COMMIT`` (before the audit append).
+
+        Only for writes that nothing later in the transaction reads, to rows the
+        transaction has already locked a parent of (the run), so that deferring them
+        changes neither what commits nor which locks are waited for before the head.
+        """
+        self._end_of(cur).later.append((sql, params))
+
+    def _audit_txn(self, cur: Cursor, record: AuditRecord, now: datetime) -> None:
+        """Record ``record`` in the audit chain, in this transaction.
+
+        The entry is queued and appended by :meth:`_append_statement`'s statement when the
+        transaction function returns, in the order queued, right before ``COMMIT``;
+        if the transaction rolls back, so does the entry (and the other way round).
+        """
+        self._end_of(cur).audit.append((record, now))
+
     @staticmethod
-    def _audit_txn(cur: Cursor, record: AuditRecord, now: datetime) -> None:
-        head = cur.execute(
-            "SELECT seq, hash FROM audit_head WHERE only_row = 1 FOR UPDATE"
-        ).fetchone()
-        prev_seq, prev_hash = (int(head["seq"]), str(head["hash"])) if head else (0, GENESIS)
-        seq = prev_seq + 1
-        at = iso(now)
-        digest = entry_hash(
-            prev_hash,
-            seq=seq,
-            at=at,
-            actor=record.actor,
-            action=record.action,
-            entity=record.entity,
-            entity_id=record.entity_id,
-            before=record.before,
-            after=record.after,
-            reason=record.reason,
-            correlation_id=record.correlation_id,
-        )
-        cur.execute(
-            "INSERT INTO audit_log (seq, at, actor, action, entity, entity_id, before, after,"
-            " reason, correlation_id, prev_hash, hash)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                seq,
+    def _append_statement(queued: list[tuple[AuditRecord, datetime]]) -> tuple[str, list[Any]]:
+        """The one statement that appends ``queued`` to the chain, in order (see
+        :mod:`surefoot.store.postgres.audit`)."""
+        params: list[Any] = []
+        for n, (record, now) in enumerate(queued, start=1):
+            params += [
+                n,
                 ts(now),
                 record.actor,
                 record.action,
@@ -422,17 +489,13 @@ class PostgresBase:
                 dumps_json(record.after),
                 record.reason,
                 record.correlation_id,
-                prev_hash,
-                digest,
-            ),
-        )
-        cur.execute(
-            "INSERT INTO audit_head (only_row, seq, hash) VALUES (1, %s, %s)"
-            " ON CONFLICT (only_row) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-            (seq, digest),
-        )
+                audit.body_prefix(record, iso(now)),
+            ]
+        return audit.append_sql(len(queued)), params
 
-    @staticmethod
-    def _notify_txn(cur: Cursor, queue: str) -> None:
-        """Tell listening workers that a run in ``queue`` can be claimed (sent on commit)."""
-        cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, queue))
+    def _notify_txn(self, cur: Cursor, queue: str) -> None:
+        """Tell listening workers that a run in ``queue`` can be claimed (sent on commit,
+        by a statement queued with the transaction's last ones)."""
+        end = self._end_of(cur)
+        if queue not in end.notify:
+            end.notify.append(queue)

@@ -28,7 +28,8 @@ class ExecutionMixin(LeaseMixin):
     def begin_attempt(self, lease: Lease, attempt: AttemptRecord) -> None:
         def txn(cur: Cursor) -> None:
             row = self._fence_txn(cur, lease)
-            cur.execute(
+            self._later_txn(
+                cur,
                 "INSERT INTO attempts (run_id, position, kind, attempt, generation, step,"
                 " idempotency_key, inputs, outcome, worker_id, started_at)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'running', %s, %s)",
@@ -98,7 +99,8 @@ class ExecutionMixin(LeaseMixin):
         now: datetime,
         correlation_id: str | None,
     ) -> None:
-        cur.execute(
+        self._later_txn(
+            cur,
             "UPDATE attempts SET outcome = %s, failure_class = %s, rule = %s, route = %s,"
             " decision = %s, error = %s, finished_at = %s"
             " WHERE run_id = %s AND position = %s AND kind = %s AND attempt = %s",
@@ -138,9 +140,9 @@ class ExecutionMixin(LeaseMixin):
             now,
         )
 
-    @staticmethod
-    def _upsert_journal_txn(cur: Cursor, entry: JournalEntry) -> None:
-        cur.execute(
+    def _upsert_journal_txn(self, cur: Cursor, entry: JournalEntry) -> None:
+        self._later_txn(
+            cur,
             "INSERT INTO journal (run_id, position, kind, name, status, output, error, wake_at,"
             " created_at, committed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (run_id, position) DO UPDATE SET status = excluded.status,"
@@ -318,20 +320,23 @@ class ExecutionMixin(LeaseMixin):
     def finish_run(self, lease: Lease, end: RunEnd, now: datetime) -> None:
         def txn(cur: Cursor) -> None:
             row = self._fence_txn(cur, lease)
-            cur.execute(
+            self._later_txn(
+                cur,
                 "UPDATE runs SET status = %s, output = %s, error = %s, finished_at = %s,"
                 " lease_owner = NULL, lease_expires_at = NULL, wait_reason = NULL,"
                 " wake_at = NULL, waiting_for = NULL, updated_at = %s WHERE run_id = %s",
                 (end.status.value, end.output, end.error, ts(now), ts(now), lease.run_id),
             )
-            cur.execute(
+            self._later_txn(
+                cur,
                 "UPDATE review_items SET status = 'cancelled'"
                 " WHERE run_id = %s AND status = 'open'",
                 (lease.run_id,),
             )
             dead = end.dead_letter
             if dead is not None:
-                cur.execute(
+                self._later_txn(
+                    cur,
                     "INSERT INTO dead_letters (run_id, generation, workflow, failure_class,"
                     " reason, last_error, position, step, attempts, compensated, status,"
                     " dead_lettered_at)"

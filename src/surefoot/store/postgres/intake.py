@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from psycopg.rows import dict_row
+
 from surefoot.domain.queues import QueueSpec
 from surefoot.domain.records import (
     AttemptRecord,
@@ -49,6 +51,8 @@ class IntakeMixin(PostgresBase):
             if queue is not None and queue.max_depth is not None:
                 self._check_depth_txn(cur, new.queue, queue)
             created = self._insert_run_txn(cur, new, now)
+            if created is not None:
+                self._note_xid_txn(cur, created["surefoot_xid"])
             if created is None:  # a concurrent start with the same key committed first
                 raced = self._run_with_key_txn(cur, new)
                 if raced is None:
@@ -166,7 +170,8 @@ class IntakeMixin(PostgresBase):
             " correlation_id, forked_from_run_id, forked_at_position, created_at, updated_at,"
             " trace_context)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (idempotency_key) DO NOTHING RETURNING *",
+            " ON CONFLICT (idempotency_key) DO NOTHING"
+            " RETURNING *, pg_current_xact_id()::text AS surefoot_xid",
             (
                 new.run_id,
                 new.workflow,
@@ -208,16 +213,33 @@ class IntakeMixin(PostgresBase):
     @staticmethod
     def _history_txn(cur: Cursor, run_id: str) -> History:
         history = History()
-        for row in cur.execute("SELECT * FROM journal WHERE run_id = %s", (run_id,)):
+        # Three reads in one round trip: sent pipelined, fetched after the sync.
+        conn = cur.connection
+        with (
+            conn.cursor(row_factory=dict_row) as attempts,
+            conn.cursor(row_factory=dict_row) as reviews,
+        ):
+            with conn.pipeline():
+                cur.execute("SELECT * FROM journal WHERE run_id = %s", (run_id,))
+                attempts.execute(
+                    "SELECT * FROM attempts WHERE run_id = %s AND kind = 'step'"
+                    " ORDER BY position, attempt",
+                    (run_id,),
+                )
+                reviews.execute(
+                    "SELECT * FROM review_items WHERE run_id = %s ORDER BY created_at",
+                    (run_id,),
+                )
+            journal, attempt_rows, review_rows = (
+                cur.fetchall(),
+                attempts.fetchall(),
+                reviews.fetchall(),
+            )
+        for row in journal:
             history.journal[row["position"]] = rows.journal_from_row(row)
-        for row in cur.execute(
-            "SELECT * FROM attempts WHERE run_id = %s AND kind = 'step' ORDER BY position, attempt",
-            (run_id,),
-        ):
+        for row in attempt_rows:
             history.attempts.setdefault(row["position"], []).append(rows.attempt_from_row(row))
-        for row in cur.execute(
-            "SELECT * FROM review_items WHERE run_id = %s ORDER BY created_at", (run_id,)
-        ):
+        for row in review_rows:
             item = rows.review_from_row(row)
             history.reviews.setdefault(item.position, []).append(item)
         return history

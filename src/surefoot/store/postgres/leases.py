@@ -120,10 +120,12 @@ class LeaseMixin(IntakeMixin):
                         "UPDATE runs SET status = %s, lease_owner = %s,"
                         " lease_epoch = lease_epoch + 1, lease_expires_at = %s,"
                         " deliveries = deliveries + 1, wait_reason = NULL, wake_at = NULL,"
-                        " waiting_for = NULL, updated_at = %s WHERE run_id = %s RETURNING *",
+                        " waiting_for = NULL, updated_at = %s WHERE run_id = %s"
+                        " RETURNING *, pg_current_xact_id()::text AS surefoot_xid",
                         (status.value, worker_id, expires, ts(now), before.run_id),
                     )
                 )
+                self._note_xid_txn(cur, updated["surefoot_xid"])
                 interrupted = (
                     self._interrupt_open_attempts_txn(
                         cur,

@@ -1,0 +1,84 @@
+"""Appending a transaction's audit entries to the hash chain in one statement.
+
+The chain is serialised by the single ``audit_head`` row: whoever appends locks it
+until commit, so entries are numbered and linked in commit order. To hold that lock
+as briefly as possible, a write transaction queues its entries while it runs and
+appends them all at the end with :func:`append_sql`, sent in the same round trip as
+``COMMIT``: the statement locks the head, numbers and hashes the entries on the
+server, inserts them and moves the head. The lock is then held only while the
+server runs that statement and flushes the commit, never across a round trip to
+the client (nor while a client thread waits for its turn to run Python).
+
+The hash is :func:`surefoot.domain.audit.entry_hash`, computed by the server:
+``sha256(prev_hash || '\\n' || body)`` in hex, where ``body`` is the canonical JSON of
+the entry. Its keys are sorted and ``seq`` sorts last, and ``canonical`` escapes
+everything outside ASCII, so the client sends the body up to ``"seq":`` (``prefix``)
+and the server appends the number and the closing brace. ``audit verify`` checks
+every entry against the Python function, and the tests pin that the two agree.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from surefoot.domain.audit import GENESIS
+from surefoot.domain.codec import canonical
+from surefoot.domain.records import AuditRecord
+
+# One queued entry: n (from 1), at, actor, action, entity, entity_id, before, after,
+# reason, correlation_id, prefix.
+_ROW = "(%s::bigint, %s::timestamptz, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+
+_APPEND = """
+WITH RECURSIVE
+queued (n, at, actor, action, entity, entity_id, before, after, reason, correlation_id,
+        prefix) AS (VALUES {rows}),
+head AS (SELECT seq, hash FROM audit_head WHERE only_row = 1 FOR UPDATE),
+chain (n, seq, prev_hash, hash) AS (
+    SELECT 0::bigint, COALESCE((SELECT seq FROM head), 0),
+           NULL::text, COALESCE((SELECT hash FROM head), '{genesis}')
+    UNION ALL
+    SELECT q.n, c.seq + 1, c.hash,
+           encode(sha256(convert_to(
+               c.hash || E'\\n' || q.prefix || (c.seq + 1)::text || '}}', 'UTF8'
+           )), 'hex')
+    FROM chain AS c JOIN queued AS q ON q.n = c.n + 1
+),
+appended AS (
+    INSERT INTO audit_log (seq, at, actor, action, entity, entity_id, before, after,
+                           reason, correlation_id, prev_hash, hash)
+    SELECT c.seq, q.at, q.actor, q.action, q.entity, q.entity_id, q.before, q.after,
+           q.reason, q.correlation_id, c.prev_hash, c.hash
+    FROM chain AS c JOIN queued AS q ON q.n = c.n
+)
+INSERT INTO audit_head (only_row, seq, hash)
+SELECT 1, seq, hash FROM chain WHERE n > 0 ORDER BY n DESC LIMIT 1
+ON CONFLICT (only_row) DO UPDATE SET seq = excluded.seq, hash = excluded.hash
+"""
+
+
+@cache
+def append_sql(count: int) -> str:
+    """The statement that appends ``count`` queued entries; its parameters are each
+    entry's values in the order of ``_ROW``."""
+    if count < 1:
+        raise ValueError("nothing to append")
+    return _APPEND.format(rows=", ".join([_ROW] * count), genesis=GENESIS)
+
+
+def body_prefix(record: AuditRecord, at: str) -> str:
+    """The entry's canonical JSON body up to and including ``"seq":``."""
+    body = canonical(
+        {
+            "at": at,
+            "actor": record.actor,
+            "action": record.action,
+            "entity": record.entity,
+            "entity_id": record.entity_id,
+            "before": record.before,
+            "after": record.after,
+            "reason": record.reason,
+            "correlation_id": record.correlation_id,
+        }
+    )
+    return body[:-1] + ',"seq":'
