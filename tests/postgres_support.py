@@ -7,7 +7,9 @@ Without a reachable server the tests skip, unless ``SUREFOOT_REQUIRE_POSTGRES=1`
 
 One template database is migrated per session (``CREATE DATABASE ... TEMPLATE``
 then copies it in milliseconds) and dropped when the session ends; every test
-database is dropped when its test ends.
+database is dropped when its test ends. Names carry the test process's pid, so a
+session killed before its clean-up (a CI timeout, Ctrl-C twice) leaves databases that
+the next session on a loopback server drops once their process is gone.
 
 Use the fixtures by binding them in a test module or a conftest::
 
@@ -19,7 +21,9 @@ Use the fixtures by binding them in a test module or a conftest::
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import threading
 import time
 import uuid
@@ -37,6 +41,7 @@ DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 ADMIN_URL_VARIABLE = "SUREFOOT_TEST_POSTGRES_URL"
 REQUIRE_VARIABLE = "SUREFOOT_REQUIRE_POSTGRES"
 PREFIX = "surefoot_test_"
+_OWNED = re.compile(rf"^{PREFIX}(?:template_)?(\d+)_[0-9a-f]+$")
 
 
 def admin_url() -> str:
@@ -74,10 +79,28 @@ class PostgresServer:
     def url(self, dbname: str) -> str:
         return url_for(self.admin_url, dbname)
 
+    def sweep_stale(self) -> list[str]:
+        """Drop the databases of test processes that are no longer running. Only on a
+        loopback server: a pid says nothing about processes on another machine."""
+        if urlsplit(self.admin_url).hostname not in ("127.0.0.1", "localhost", "::1"):
+            return []
+        with self._admin() as conn:
+            names = [row[0] for row in conn.execute("SELECT datname FROM pg_database")]
+        stale = []
+        for name in names:
+            match = _OWNED.match(str(name))
+            if match is None or _alive(int(match.group(1))):
+                continue
+            with contextlib.suppress(psycopg.Error):  # another session may drop it first
+                self.drop(str(name))
+                stale.append(str(name))
+        return stale
+
     def template(self) -> str:
         """The migrated template database, created on first use."""
         with self._lock:
             if self._template is None:
+                self.sweep_stale()
                 name = f"{PREFIX}template_{os.getpid()}_{uuid.uuid4().hex[:8]}"
                 with self._admin() as conn:
                     conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -94,7 +117,7 @@ class PostgresServer:
         """A new database with the current schema (or none, with ``empty``); dropped
         afterwards. Yields its URL."""
         template = "template0" if empty else self.template()
-        name = f"{PREFIX}{uuid.uuid4().hex[:16]}"
+        name = f"{PREFIX}{os.getpid()}_{uuid.uuid4().hex[:16]}"
         create = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
             sql.Identifier(name), sql.Identifier(template)
         )
@@ -133,6 +156,16 @@ class PostgresServer:
             template, self._template = self._template, None
         if template is not None:
             self.drop(template)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 _shared: PostgresServer | None = None
