@@ -93,6 +93,10 @@ class UserRecord:
     password_hash: str | None = None
     disabled: bool = False
 
+    def audit_view(self) -> dict[str, object]:
+        """What the audit log keeps of a user (both stores write this): never the hash."""
+        return {"role": self.role.value, "disabled": self.disabled}
+
 
 @dataclass(frozen=True)
 class ApiTokenRecord:
@@ -107,6 +111,14 @@ class ApiTokenRecord:
     expires_at: datetime | None = None
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+
+    def audit_view(self) -> dict[str, object]:
+        """What the audit log keeps of a new token: never the secret or its hash."""
+        return {
+            "name": self.name,
+            "role": self.role.value,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+        }
 
     def usable(self, now: datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)

@@ -54,11 +54,6 @@ def _session(row: sqlite3.Row) -> WebSessionRecord:
     )
 
 
-def _user_view(user: UserRecord) -> dict[str, object]:
-    """What the audit log keeps of a user: never the password hash."""
-    return {"role": user.role.value, "disabled": user.disabled}
-
-
 class AccessMixin(SQLiteBase):
     # -- users ---------------------------------------------------------------------------
     def create_user(
@@ -76,7 +71,7 @@ class AccessMixin(SQLiteBase):
             )
             self._audit_txn(
                 cur,
-                AuditRecord(actor, "user.created", "user", username, None, _user_view(user)),
+                AuditRecord(actor, "user.created", "user", username, None, user.audit_view()),
                 now,
             )
             return user
@@ -131,7 +126,9 @@ class AccessMixin(SQLiteBase):
             action = "user.password_changed" if password_hash is not None else "user.updated"
             self._audit_txn(
                 cur,
-                AuditRecord(actor, action, "user", username, _user_view(before), _user_view(after)),
+                AuditRecord(
+                    actor, action, "user", username, before.audit_view(), after.audit_view()
+                ),
                 now,
             )
             return after
@@ -154,15 +151,15 @@ class AccessMixin(SQLiteBase):
                     ts(token.expires_at),
                 ),
             )
-            after = {
-                "name": token.name,
-                "role": token.role.value,
-                "expires_at": token.expires_at.isoformat() if token.expires_at else None,
-            }
             self._audit_txn(
                 cur,
                 AuditRecord(
-                    token.created_by, "token.created", "token", token.token_id, None, after
+                    token.created_by,
+                    "token.created",
+                    "token",
+                    token.token_id,
+                    None,
+                    token.audit_view(),
                 ),
                 now,
             )
