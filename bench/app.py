@@ -23,8 +23,14 @@ def build(store: str | None = None, **settings: Any) -> sf.App:
     ``settings``: overrides of :class:`surefoot.Settings`)."""
     app = sf.App("bench", store=store, **settings)
 
-    @app.step(name="bench.noop")
+    @app.step(name="bench.noop", idempotent=True)
     def noop(value: int) -> int:
+        # A no-op is idempotent: its start is committed with its end (one commit per step).
+        return value
+
+    @app.step(name="bench.recorded_noop")
+    def recorded_noop(value: int) -> int:
+        # The same, not declared idempotent: its start is committed before it runs.
         return value
 
     @app.step(name="bench.hold", idempotent=True)
@@ -38,6 +44,10 @@ def build(store: str | None = None, **settings: Any) -> sf.App:
     @app.workflow
     def three_steps(ctx: sf.WorkflowContext, value: int) -> int:  # noqa: ARG001
         return noop(noop(noop(value)))
+
+    @app.workflow
+    def three_recorded_steps(ctx: sf.WorkflowContext, value: int) -> int:  # noqa: ARG001
+        return recorded_noop(recorded_noop(recorded_noop(value)))
 
     @app.workflow
     def sleeper(ctx: sf.WorkflowContext, value: int) -> int:

@@ -103,7 +103,7 @@ def _join(values: list[float]) -> str:
 def w1_section(targets: list[Target], config: Config, ceilings: dict[str, list[float]]) -> str:
     rows = []
     for target in targets:
-        counts = config.workers if target.kind == "postgres" else (1,)
+        counts = config.workers if target.kind == "postgres" else config.sqlite_workers
         single: list[float] = []
         for workers in counts:
             results = repeated(
@@ -302,12 +302,19 @@ def _n_by_workers(text: str) -> dict[int, int]:
     return {int(k): int(v) for k, v in pairs}
 
 
+# --steps: which workflow of bench/app.py W1 and the unloaded latency run.
+STEP_WORKFLOWS = {"idempotent": "three_steps", "recorded": "three_recorded_steps"}
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--store", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--n", type=int, default=2000, help="W1 workflows per run")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
     parser.add_argument("--workers", type=_csv_ints, default=(1, 2, 4), help="PostgreSQL W1")
+    parser.add_argument(
+        "--sqlite-workers", type=_csv_ints, default=(1,), help="SQLite W1: worker processes"
+    )
     parser.add_argument(
         "--only",
         default=",".join(SECTIONS),
@@ -327,6 +334,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--submit-first",
         action="store_true",
         help="W1 variant: commit all N runs before the workers start (the workers alone)",
+    )
+    parser.add_argument(
+        "--steps",
+        choices=tuple(STEP_WORKFLOWS),
+        default="idempotent",
+        help="W1 and unloaded: no-op steps declared idempotent (start committed with the end)"
+        " or not (start committed before the step runs: two commits per step)",
     )
     parser.add_argument("--unloaded-n", type=int, default=200)
     parser.add_argument(
@@ -393,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
         submit_first=args.submit_first,
         recovery_lease_s=args.recovery_lease_s,
         recovery_heartbeat_s=args.recovery_heartbeat_s,
+        workflow=STEP_WORKFLOWS[args.steps],
+        sqlite_workers=args.sqlite_workers,
     )
     targets: list[Target] = []
     started = time.monotonic()

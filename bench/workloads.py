@@ -39,6 +39,8 @@ class Config:
     recovery_lease_s: float = 1.0
     recovery_heartbeat_s: float = 0.2
     ceiling_s: float = 2.0
+    sqlite_workers: tuple[int, ...] = (1,)  # W1 on SQLite: worker processes
+    workflow: str = "three_steps"  # W1 and unloaded: see bench/app.py and --steps
 
     def n_for(self, workers: int) -> int:
         return self.n_by_workers.get(workers, self.n)
@@ -149,21 +151,21 @@ def w1(target: Target, config: Config, workers: int) -> W1Result:
     n = config.n_for(workers)
     with session(target, config, f"w1-{workers}") as s:
         ceiling = target.commit_ceiling(s.url, config.ceiling_s)
-        submit_s = s.submit("three_steps", n) if config.submit_first else 0.0
+        submit_s = s.submit(config.workflow, n) if config.submit_first else 0.0
         procs = s.start_workers(workers, config.concurrency)
         cpu_before = [w.cpu_s() for w in procs]
         start = time.perf_counter()
         if not config.submit_first:
-            submit_s = s.submit("three_steps", n)
+            submit_s = s.submit(config.workflow, n)
         wait_until(
-            lambda: s.probe.finished("three_steps") >= n,
+            lambda: s.probe.finished(config.workflow) >= n,
             max(120.0, n * 0.2),
             f"{n} W1 runs to finish",
             procs,
         )
         busy_s = time.perf_counter() - start
         cpu = sum(w.cpu_s() - c for w, c in zip(procs, cpu_before, strict=True))
-        runs = s.probe.runs("three_steps")
+        runs = s.probe.runs(config.workflow)
         first_worker = min(s.probe.worker_starts())
     done = [r for r in runs if r.status == "succeeded" and r.finished_at is not None]
     # From the first submission (or, with submit_first, the first worker's registration)
@@ -218,12 +220,12 @@ def unloaded(
             s.start_workers(1, config.concurrency, settings)
         try:
             for value in range(WARM_UP_RUNS):
-                s.client.start("three_steps", value).result(timeout=30)
+                s.client.start(config.workflow, value).result(timeout=30)
             measured: list[str] = []
             client_ms: list[float] = []
             for value in range(count):
                 start = time.perf_counter()
-                handle = s.client.start("three_steps", value)
+                handle = s.client.start(config.workflow, value)
                 handle.result(timeout=30)
                 client_ms.append((time.perf_counter() - start) * 1000)
                 measured.append(handle.run_id)
@@ -233,7 +235,7 @@ def unloaded(
         wanted = set(measured)
         store_ms = [
             (r.finished_at - r.created_at).total_seconds() * 1000
-            for r in s.probe.runs("three_steps")
+            for r in s.probe.runs(config.workflow)
             if r.run_id in wanted and r.finished_at is not None
         ]
     return LatencyResult(
@@ -261,6 +263,9 @@ def recovery(target: Target, config: Config) -> RecoveryResult:
     short_lease = {
         "lease_s": str(config.recovery_lease_s),
         "heartbeat_s": str(config.recovery_heartbeat_s),
+        # The idempotent held step's start is written before it runs, so the benchmark can
+        # see every run inside it, and the takeover leaves an interrupted attempt to time.
+        "record_idempotent_starts": "true",
     }
     with session(target, config, "recovery") as s:
         (first,) = s.start_workers(1, runs, short_lease)

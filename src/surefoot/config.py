@@ -42,6 +42,9 @@ class Settings:
     concurrency: int = 8  # runs one worker executes at once
     drain_timeout_s: float = 30.0  # SIGTERM: how long to let runs reach a step boundary
     max_deliveries: int = 20  # claims without reaching a durable stop before it is poison
+    # True: an idempotent step's attempt is written when it starts, as for any step (one more
+    # commit per step; operators then see it running). False: written with its end.
+    record_idempotent_starts: bool = False
     breaker_failure_threshold: int = 5  # consecutive transient failures that open a breaker
     breaker_cooldown_s: float = 30.0  # an open breaker lets one probe through after this
     create_store: bool = True  # False: refuse to open a store file that does not exist

@@ -17,6 +17,7 @@ from surefoot.domain.status import AttemptKind, AttemptOutcome, RunStatus
 from surefoot.ops import audit
 from tests.durability.support.checks import exactly_once
 from tests.durability.support.ledger import Ledger
+from tests.durability.support.procs import FLOWS_APP, TAKEOVER_BLIND_APP, Processes
 from tests.durability.support.scenarios import (
     FAILING,
     RUNS,
@@ -101,12 +102,17 @@ def test_committed_step_never_runs_twice_after_kill_at(point, app, ledger, proce
             assert len([n for n in ran if n > attempt.attempt]) == 1, ran
 
 
+RECORD_STARTS = {"SUREFOOT_RECORD_IDEMPOTENT_STARTS": "true"}
+
+
 @pytest.mark.slow
 def test_idempotent_step_is_retried_not_reconciled_after_kill_at_step_before_commit(
     app, ledger, processes
 ):
+    # With its starts written first, an idempotent step cut short is recorded interrupted
+    # and retried (never reconciled or sent to a person).
     run_ids = [app.start("keyed_flow", index).run_id for index in range(RUNS)]
-    runs = kill_and_recover(processes, app, run_ids, "step.before_commit@6")
+    runs = kill_and_recover(processes, app, run_ids, "step.before_commit@6", settings=RECORD_STARTS)
 
     assert {run.status for run in runs.values()} == {RunStatus.SUCCEEDED}
     report = exactly_once(app.store, ledger, runs)
@@ -135,3 +141,82 @@ def test_idempotent_step_is_retried_not_reconciled_after_kill_at_step_before_com
             sum(n for key, n in ledger.effect_counts().items() if key[2] == attempt.idempotency_key)
             == 1
         )
+
+
+@pytest.mark.slow
+def test_idempotent_step_cut_short_on_first_execution_simply_runs_again(app, ledger, processes):
+    # By default an idempotent step's start is committed with its end: a kill before that
+    # commit leaves no attempt, and the next worker runs the step again under the same key.
+    run_ids = [app.start("keyed_flow", index).run_id for index in range(RUNS)]
+    runs = kill_and_recover(processes, app, run_ids, "step.before_commit@6")
+
+    assert {run.status for run in runs.values()} == {RunStatus.SUCCEEDED}
+    report = exactly_once(app.store, ledger, runs)
+    assert report.ok, report.describe()
+    assert audit.verify(app) == []
+
+    attempts = _attempts(app, run_ids)
+    assert {a.outcome for a in attempts} == {AttemptOutcome.SUCCEEDED}
+    assert not app.store.list_reviews(None, 100, 0)
+    by_key: dict[str, list[AttemptRecord]] = {}
+    for attempt in attempts:
+        by_key.setdefault(attempt.idempotency_key, []).append(attempt)
+    twice = [key for key in by_key if len(ledger.executions_of(key)) == 2]
+    assert twice  # the step the kill cut short after its effect
+    for key in twice:
+        assert [a.attempt for a in by_key[key]] == [1]  # one recorded attempt, succeeded
+        assert sum(n for k, n in ledger.effect_counts().items() if k[2] == key) == 1
+    # Every committed start was audited with its end.
+    started = [e for e in audit.entries(app) if e.action == "attempt.started"]
+    assert len(started) == len(attempts)
+
+
+def crash_loop_record(
+    app: sf.App, ledger: Ledger, processes: Processes, app_spec: str
+) -> list[str]:
+    """One run whose first idempotent step kills two workers in a row; what is wrong with
+    what the store then shows (nothing: it shows the crash loop as it must)."""
+    run_id = app.start("keyed_flow", 0).run_id
+    runs = kill_and_recover(
+        processes,
+        app,
+        [run_id],
+        "step.before_commit@1",
+        crash_again_at="step.before_commit@1",
+        app_spec=app_spec,
+    )
+    problems = []
+    if runs[run_id].status is not RunStatus.SUCCEEDED:
+        problems.append(f"run ended {runs[run_id].status}")
+    first = [a for a in app.store.list_attempts(run_id) if a.position == 1]
+    shown = [(a.attempt, a.outcome) for a in first]
+    expected = [(1, AttemptOutcome.INTERRUPTED), (2, AttemptOutcome.SUCCEEDED)]
+    if shown != expected:
+        problems.append(f"attempts {shown}, expected {expected}")
+    elif (first[0].rule, first[0].route) != ("interrupted", "retry"):
+        problems.append(f"interrupted attempt routed {first[0].rule}/{first[0].route}")
+    key = f"{run_id}:1"
+    ran = [e.attempt for e in ledger.executions_of(key)]
+    if ran != [1, 1, 2]:  # unrecorded, interrupted, committed
+        problems.append(f"the step ran as attempts {ran}, expected [1, 1, 2]")
+    effects = sum(n for k, n in ledger.effect_counts().items() if k[2] == key)
+    if effects != 1:
+        problems.append(f"{effects} effects kept by the external system, expected 1")
+    return problems
+
+
+@pytest.mark.slow
+def test_idempotent_step_that_kills_its_worker_again_is_recorded_after_the_takeover(
+    app, ledger, processes
+):
+    # The first kill leaves no record (the start was not written yet); the worker that
+    # takes the run over writes starts first, so a second kill in the same step leaves an
+    # interrupted attempt, routed like any other: a crash loop is seen and counted.
+    assert crash_loop_record(app, ledger, processes, FLOWS_APP) == []
+
+
+@pytest.mark.slow
+def test_crash_loop_check_catches_an_engine_blind_to_takeovers(app, ledger, processes):
+    # Negative control: claims that hide the takeover keep the second kill unrecorded.
+    problems = crash_loop_record(app, ledger, processes, TAKEOVER_BLIND_APP)
+    assert any(p.startswith("attempts ") for p in problems), problems

@@ -17,10 +17,13 @@ from tests.durability.support.procs import FLOWS_APP, wait_terminal, wait_until
 def test_interrupted_attempt_is_recorded_and_an_idempotent_step_gets_a_later_attempt(
     app, ledger, processes
 ):
+    # Idempotent steps' starts are written before they run here, as for any step (by
+    # default they are written with their ends; see test_crash_points).
+    record_starts = {"SUREFOOT_RECORD_IDEMPOTENT_STARTS": "true"}
     run_id = app.start("keyed_flow", 0).run_id
-    crashing = processes.worker(crash_at="step.attempt_committed@1")
+    crashing = processes.worker(crash_at="step.attempt_committed@1", settings=record_starts)
     processes.expect_killed(crashing)
-    clean = processes.worker()
+    clean = processes.worker(settings=record_starts)
     runs = wait_terminal(app.store, [run_id])
     assert processes.stop(clean) == 0
     assert runs[run_id].status is RunStatus.SUCCEEDED

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 import surefoot as sf
-from surefoot.domain.records import AttemptResult, DeadLetterFilter, JournalEntry, Lease
+from surefoot.domain.records import (
+    AttemptRecord,
+    AttemptResult,
+    DeadLetterFilter,
+    JournalEntry,
+    Lease,
+)
 from surefoot.domain.status import AttemptKind
 from surefoot.errors import StoreError
 from surefoot.store.sqlite import SQLiteStore
@@ -44,14 +50,41 @@ class OutageOnce(SQLiteStore):
             now=now,
         )
 
+    def record_attempt(
+        self,
+        lease: Lease,
+        attempt: AttemptRecord,
+        *,
+        result: AttemptResult,
+        journal: JournalEntry | None,
+        now: Any,
+    ) -> None:
+        if OutageOnce.failures_left > 0:
+            OutageOnce.failures_left -= 1
+            raise StoreError("the store stayed unreachable past its retry window")
+        super().record_attempt(lease, attempt, result=result, journal=journal, now=now)
 
+
+@pytest.mark.parametrize(
+    ("record_starts", "outcomes"),
+    [
+        # The step's start was committed before it ran: the lost commit leaves it interrupted.
+        (True, ["interrupted", "succeeded"]),
+        # Start and end in one commit: the lost commit leaves nothing; the step runs again.
+        (False, ["succeeded"]),
+    ],
+)
 def test_store_outage_during_a_step_commit_never_fails_the_run(
-    store_url: str, start_worker: Callable[..., sf.Worker]
+    store_url: str,
+    start_worker: Callable[..., sf.Worker],
+    record_starts: bool,
+    outcomes: list[str],
 ) -> None:
     OutageOnce.failures_left = 1
     app = sf.App(
         "outage",
         store=OutageOnce(store_url),
+        record_idempotent_starts=record_starts,
         instant_retries=True,
         poll_interval_s=0.02,
         lease_s=1.0,
@@ -77,8 +110,9 @@ def test_store_outage_during_a_step_commit_never_fails_the_run(
     assert OutageOnce.failures_left == 0
     assert app.store.list_dead_letters(DeadLetterFilter(status=None)) == []
     attempts = app.store.list_attempts(handle.run_id)
-    assert [a.outcome.value for a in attempts] == ["interrupted", "succeeded"]
-    assert len(set(effects)) == 1  # the same idempotency key on both attempts
+    assert [a.outcome.value for a in attempts] == outcomes
+    assert len(effects) == 2  # it ran again after the lost commit
+    assert len(set(effects)) == 1  # under the same idempotency key
 
 
 def test_control_the_same_store_error_raised_by_step_code_is_a_failure(

@@ -25,7 +25,8 @@ class _ProcessDied(BaseException):
 def test_spans_of_a_run_interrupted_by_a_crash_and_resumed_elsewhere_form_one_trace(
     make_app: MakeApp, start_worker: StartWorker, spans: InMemorySpanExporter
 ) -> None:
-    app = make_app(lease_s=1.0, heartbeat_s=0.2)
+    # Starts written first, so the attempt the crash cut short is recorded and traced.
+    app = make_app(lease_s=1.0, heartbeat_s=0.2, record_idempotent_starts=True)
     crash = {"armed": True}
 
     @app.step

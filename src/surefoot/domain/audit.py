@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from surefoot.domain.codec import canonical
@@ -47,21 +48,29 @@ def entry_hash(
     reason: str | None,
     correlation_id: str | None,
 ) -> str:
-    body = canonical(
-        {
-            "seq": seq,
-            "at": at,
-            "actor": actor,
-            "action": action,
-            "entity": entity,
-            "entity_id": entity_id,
-            "before": before,
-            "after": after,
-            "reason": reason,
-            "correlation_id": correlation_id,
-        }
+    """``sha256(prev_hash + "\\n" + body)`` in hex, where ``body`` is the :func:`canonical`
+    JSON of the entry's fields (``prev_hash`` and ``hash`` excluded)."""
+    # The body written field by field in sorted key order: exactly the text canonical()
+    # gives for the whole mapping, without sorting the same ten keys for every entry.
+    body = (
+        f'{{"action":{_value(action)},"actor":{_value(actor)},"after":{_value(after)},'
+        f'"at":{_value(at)},"before":{_value(before)},'
+        f'"correlation_id":{_value(correlation_id)},"entity":{_value(entity)},'
+        f'"entity_id":{_value(entity_id)},"reason":{_value(reason)},"seq":{_value(seq)}}}'
     )
     return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
+
+
+def _value(value: Any) -> str:
+    """``canonical(value)``, taking a shortcut for the plain types entry fields have."""
+    kind = type(value)
+    if kind is str:
+        return encode_basestring_ascii(value)
+    if value is None:
+        return "null"
+    if kind is int:
+        return int.__repr__(value)
+    return canonical(value)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,10 @@ from pydantic_core import PydanticSerializationError
 from surefoot.errors import SerializationError
 
 _ANY: TypeAdapter[Any] = TypeAdapter(Any)
+# The encoders json.dumps would build on every call with these options, built once: the
+# same options give the same text, and an encoder keeps no state between calls.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 @lru_cache(maxsize=4096)
@@ -60,8 +64,9 @@ def roundtrip(value: Any, annotation: Any = Any, *, what: str = "value") -> tupl
 
 
 def canonical(value: Any) -> str:
-    """Stable JSON for hashing (sorted keys, no whitespace)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    """Stable JSON for hashing (sorted keys, no whitespace, ASCII only, ``str()`` of
+    anything JSON has no type for): the bytes audit hashes cover, so they never change."""
+    return _CANONICAL.encode(value)
 
 
 class Signature:
@@ -80,6 +85,13 @@ class Signature:
             self.signature = self.signature.replace(parameters=params)
         self.hints = {p.name: hints.get(p.name, Any) for p in params}
         self.return_annotation: Any = hints.get("return", Any)
+        # Parameters before a *args must be passed by position, or *args could not follow.
+        kinds = [p.kind for p in params]
+        self._positional_before = (
+            kinds.index(inspect.Parameter.VAR_POSITIONAL)
+            if inspect.Parameter.VAR_POSITIONAL in kinds
+            else 0
+        )
 
     def encode_call(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
         try:
@@ -100,7 +112,7 @@ class Signature:
                 }
             else:
                 payload[name] = json.loads(dumps(value, hint, what=f"argument {name!r}"))
-        return json.dumps(payload, separators=(",", ":"))
+        return _COMPACT.encode(payload)
 
     def validate_inputs(self, text: str) -> None:
         """Raise :class:`SerializationError` unless ``text`` decodes to a valid call."""
@@ -122,13 +134,7 @@ class Signature:
         raw: dict[str, Any] = json.loads(text)
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
-        kinds = [p.kind for p in self.signature.parameters.values()]
-        # Parameters before a *args must be passed by position, or *args could not follow.
-        positional_before = (
-            kinds.index(inspect.Parameter.VAR_POSITIONAL)
-            if inspect.Parameter.VAR_POSITIONAL in kinds
-            else 0
-        )
+        positional_before = self._positional_before
         for index, (name, param) in enumerate(self.signature.parameters.items()):
             if name not in raw:
                 continue

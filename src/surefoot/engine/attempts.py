@@ -3,6 +3,15 @@
 The attempt's start is committed *before* the step body runs, so a worker that
 dies mid-step leaves an attempt the next worker marks ``interrupted``; that
 record is what makes an unknown outcome visible instead of silently re-sent.
+
+A step declared idempotent may run again after a crash anyway, so its start
+need not be on disk before it runs: its start and its end are committed
+together once it ends (one commit per step instead of two; both transitions
+are still audited). A worker that dies mid-step leaves no attempt for it, and
+the next execution simply runs it. Where the record of a crash matters, starts
+are written first as for any step: after a takeover (so a step that keeps
+killing workers is seen, counted and routed), when the attempt fails, and
+everywhere with ``Settings.record_idempotent_starts``.
 Failures are classified (``domain.failures``) and routed (``domain.routes``):
 this module only carries out the decision.
 """
@@ -69,6 +78,8 @@ class Attempt:
     args: list[Any]
     kwargs: dict[str, Any]
     approved: frozenset[str]
+    record: AttemptRecord
+    unwritten: bool  # the start is not committed yet (written with the end, or on failure)
 
 
 class StepMixin(ExecutionBase):
@@ -192,15 +203,7 @@ class StepMixin(ExecutionBase):
         self._admit_rate_limit(step)
         number = max((a.attempt for a in attempts), default=0) + 1
         call_args, call_kwargs = step.signature.decode_call(inputs)
-        plan = Attempt(
-            number,
-            position,
-            self._idempotency_key(position),
-            inputs,
-            call_args,
-            call_kwargs,
-            approved,
-        )
+        key = self._idempotency_key(position)
         record = AttemptRecord(
             run_id=self.run.run_id,
             position=position,
@@ -208,15 +211,25 @@ class StepMixin(ExecutionBase):
             attempt=number,
             generation=self.run.generation,
             step=step.name,
-            idempotency_key=plan.idempotency_key,
+            idempotency_key=key,
             outcome=AttemptOutcome.RUNNING,
             started_at=self.rt.clock(),
             inputs=inputs,
             worker_id=self.lease.worker_id,
         )
-        self.fenced(lambda: self.rt.store.begin_attempt(self.lease, record))
+        unwritten = step.idempotent and not self.record_starts
+        if not unwritten:
+            self.fenced(lambda: self.rt.store.begin_attempt(self.lease, record))
         self.history.attempts.setdefault(position, []).append(record)
-        return plan
+        return Attempt(
+            number, position, key, inputs, call_args, call_kwargs, approved, record, unwritten
+        )
+
+    def _write_start(self, plan: Attempt) -> None:
+        """Commit an attempt's start that was left for its end (it is ending otherwise)."""
+        if plan.unwritten:
+            self.fenced(lambda: self.rt.store.begin_attempt(self.lease, plan.record))
+            plan.unwritten = False
 
     @property
     def breaker_policy(self) -> BreakerPolicy:
@@ -402,17 +415,26 @@ class StepMixin(ExecutionBase):
             output=text,
             committed_at=now,
         )
-        self.fenced(
-            lambda: self.rt.store.finish_attempt(
-                self.lease,
-                position=plan.position,
-                kind=AttemptKind.STEP,
-                attempt=plan.number,
-                result=AttemptResult(AttemptOutcome.SUCCEEDED),
-                journal=entry,
-                now=now,
+        succeeded = AttemptResult(AttemptOutcome.SUCCEEDED)
+        if plan.unwritten:
+            self.fenced(
+                lambda: self.rt.store.record_attempt(
+                    self.lease, plan.record, result=succeeded, journal=entry, now=now
+                )
             )
-        )
+            plan.unwritten = False
+        else:
+            self.fenced(
+                lambda: self.rt.store.finish_attempt(
+                    self.lease,
+                    position=plan.position,
+                    kind=AttemptKind.STEP,
+                    attempt=plan.number,
+                    result=succeeded,
+                    journal=entry,
+                    now=now,
+                )
+            )
         self.history.journal[plan.position] = entry
         self._mark_finished(plan.position, AttemptOutcome.SUCCEEDED)
         instrument.attempt_succeeded(self.run.workflow, step.name)
@@ -423,6 +445,7 @@ class StepMixin(ExecutionBase):
         return decoded
 
     def _after_failure(self, step: StepDef, plan: Attempt, exc: BaseException) -> Done | None:
+        self._write_start(plan)  # a failed attempt is routed from its stored record
         facts = extract_facts(
             exc, step_idempotent=step.idempotent, now_epoch=self.rt.clock().timestamp()
         )

@@ -135,6 +135,11 @@ class ExecutionBase:
         self.control = control
         self.position = 0
         self.is_async = self.workflow.is_async
+        # Write idempotent steps' starts before they run (see ``attempts``): after a
+        # takeover, so that a step that keeps killing workers leaves a record each time.
+        self.record_starts = (
+            claimed.taken_over or bool(claimed.interrupted) or rt.settings.record_idempotent_starts
+        )
 
     # -- helpers -------------------------------------------------------------------------
     def next_position(self) -> int:

@@ -6,6 +6,15 @@ runs this worker holds. If a worker dies, its leases expire and any other
 worker takes the runs over; the dead worker's unfinished attempts are then
 recorded as ``interrupted``.
 
+Dead workers on this host: a worker records what identifies its process (host,
+kernel boot, pid namespace, pid, start time). At start and with its heartbeats,
+a worker looks at the other workers registered with its own host, boot and pid
+namespace; one whose process provably no longer exists (no process has its pid,
+or the pid now belongs to a process started at another time) is declared dead,
+and its runs are taken over at once instead of after their leases expire. When
+in doubt (``/proc`` unreadable, another machine, another namespace) a worker is
+alive, and only lease expiry frees its runs.
+
 Drain: on SIGTERM the worker stops claiming, lets each run reach its next step
 boundary (where it is handed back, committed work intact), waits up to
 ``drain_timeout_s``, then releases whatever is still inside a step, recording
@@ -23,18 +32,108 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 
 from surefoot.domain.records import Lease
 from surefoot.engine.app import App
 from surefoot.engine.execution import RunControl
 from surefoot.engine.runner import execute
-from surefoot.engine.runtime import utc_now
+from surefoot.engine.runtime import Runtime, utc_now
 from surefoot.errors import LeaseLostError, StoreError
 from surefoot.observability import instrument
 from surefoot.store.base import ClaimedRun
 
 log = logging.getLogger("surefoot.worker")
+
+# A worker checks for dead workers on its host at start, then with its heartbeats but at
+# most this often.
+DEAD_WORKER_CHECK_S = 1.0
+_PROC = Path("/proc")
+
+
+@dataclass(frozen=True)
+class HostProcess:
+    """What identifies a process for as long as it lives: its host, the kernel's boot, its
+    namespaces, its pid and its start time (clock ticks after boot)."""
+
+    hostname: str
+    boot_id: str
+    namespace: str  # the pid namespace, and the time namespace where there are some
+    pid: int
+    started: int
+
+
+def _stat(pid: int | str) -> tuple[int, str, int] | None:
+    """(pid, state, start time) from ``/proc/PID/stat``; None if it cannot be read."""
+    try:
+        text = (_PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    # "PID (COMM) STATE ...": COMM may hold spaces and parentheses, so cut at the last ")".
+    head, _, rest = text.rpartition(")")
+    fields = rest.split()
+    try:
+        return int(head.split(" (", 1)[0]), fields[0], int(fields[19])
+    except (ValueError, IndexError):
+        return None
+
+
+def _namespace() -> str | None:
+    """The pid namespace, with the time namespace (start times are read through it) on
+    kernels that have them."""
+    try:
+        pid_ns = os.readlink(_PROC / "self/ns/pid")
+    except OSError:
+        return None
+    try:
+        return f"{pid_ns} {os.readlink(_PROC / 'self/ns/time')}"
+    except FileNotFoundError:
+        return pid_ns  # a kernel without time namespaces
+    except OSError:
+        return None
+
+
+def this_process() -> HostProcess | None:
+    """This process's identity; None where it cannot be established (no ``/proc``, or one
+    that shows another pid namespace). A worker without one is never declared dead by
+    another, and declares none dead itself."""
+    try:
+        boot_id = (_PROC / "sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+    namespace, stat, pid = _namespace(), _stat("self"), os.getpid()
+    if not boot_id or namespace is None or stat is None or stat[0] != pid:
+        return None
+    return HostProcess(os.uname().nodename, boot_id, namespace, pid, stat[2])
+
+
+def process_gone(pid: int, started: int) -> bool:
+    """Whether the process with ``pid`` that started at ``started`` (both as seen from this
+    process's namespaces) provably no longer exists. False whenever in doubt."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True  # no process has this pid
+    except PermissionError:
+        pass  # a process of another user has it
+    except OSError:
+        return False
+    stat = _stat(pid)
+    if stat is None:
+        return False  # a process has the pid, but when it started cannot be read
+    if stat[2] != started:
+        return True  # the pid was reused: it now belongs to a process started later
+    if stat[1] not in ("Z", "X"):
+        return False
+    # Exited, not yet reaped by its parent. A main thread that ended while other threads
+    # run shows the same state: only a process with no thread left is gone.
+    try:
+        return os.listdir(_PROC / str(pid) / "task") == [str(pid)]
+    except OSError:
+        return False
 
 
 @dataclass
@@ -68,6 +167,8 @@ class Worker:
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._exit_process_after_drain = False
+        self._process: HostProcess | None = None
+        self._dead_checked_at = 0.0
 
     # -- lifecycle ----------------------------------------------------------------------------
     def run(self, *, install_signal_handlers: bool = True, until_idle: bool = False) -> None:
@@ -80,8 +181,23 @@ class Worker:
         if self._exit_process_after_drain:
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
-        host, pid = os.uname().nodename, os.getpid()
-        rt.store.register_worker(self.worker_id, host, pid, self.queues or [], utc_now())
+        process = this_process()
+        if process is None:
+            host, pid = os.uname().nodename, os.getpid()
+            rt.store.register_worker(self.worker_id, host, pid, self.queues or [], utc_now())
+        else:
+            rt.store.register_worker_process(
+                self.worker_id,
+                process.hostname,
+                process.pid,
+                self.queues or [],
+                utc_now(),
+                boot_id=process.boot_id,
+                pid_namespace=process.namespace,
+                process_started=process.started,
+            )
+        self._process = process
+        self._take_over_dead_workers()
         self.app.add_waker(self._wake.set)
         unsubscribe = rt.store.subscribe(self._wake.set)
         heartbeat = threading.Thread(
@@ -216,35 +332,70 @@ class Worker:
             self._wake.set()
 
     # -- leases ----------------------------------------------------------------------------------
+    def _take_over_dead_workers(self) -> None:
+        """Declare dead the workers of this host whose process is gone, so that the next
+        claim takes their runs over without waiting for their leases to expire."""
+        process = self._process
+        if process is None:
+            return
+        self._dead_checked_at = time.monotonic()
+        started = time.perf_counter()
+        try:
+            freed = self.app.runtime.store.declare_dead_workers(
+                self.worker_id,
+                hostname=process.hostname,
+                boot_id=process.boot_id,
+                pid_namespace=process.namespace,
+                is_gone=process_gone,
+                now=utc_now(),
+            )
+        except StoreError:
+            log.exception("could not check for dead workers; their leases will expire")
+            return
+        finally:
+            instrument.store_call("declare_dead_workers", started)
+        for dead, run_ids in freed.items():
+            log.warning(
+                "worker %s is gone (its process no longer exists); taking over its %d runs",
+                dead,
+                len(run_ids),
+            )
+        if any(freed.values()):
+            self._wake.set()
+
     def _heartbeat_loop(self) -> None:
         rt = self.app.runtime
         while not self._stopped.wait(self.settings.heartbeat_s):
-            with self._active_lock:
-                leases = list(self._active.values())
-            started = time.perf_counter()
-            try:
-                lost, cancels = rt.store.heartbeat(
-                    self.worker_id, leases, self.settings.lease_s, utc_now()
-                )
-            except StoreError:
-                log.exception("heartbeat failed; leases will be renewed at the next beat")
-                continue
-            finally:
-                instrument.store_call("heartbeat", started)
-            with self._active_lock:
-                # Only leases still held count: one that ended meanwhile (the run suspended,
-                # maybe already claimed again under a new lease) is not a loss.
-                revoked = {
-                    lease
-                    for lease in leases
-                    if lease.run_id in lost and self._active.get(lease.run_id) == lease
-                }
-                self.control.lost.update(revoked)
-                self.control.cancelled.update(
-                    run_id for run_id in cancels if run_id in self._active
-                )
-            for lease in revoked:
-                log.warning("run %s: lease taken over by another worker", lease.run_id)
+            self._beat(rt)
+            if time.monotonic() - self._dead_checked_at >= DEAD_WORKER_CHECK_S:
+                self._take_over_dead_workers()
+
+    def _beat(self, rt: Runtime) -> None:
+        """Renew the leases held; note the ones lost and the runs to cancel."""
+        with self._active_lock:
+            leases = list(self._active.values())
+        started = time.perf_counter()
+        try:
+            lost, cancels = rt.store.heartbeat(
+                self.worker_id, leases, self.settings.lease_s, utc_now()
+            )
+        except StoreError:
+            log.exception("heartbeat failed; leases will be renewed at the next beat")
+            return
+        finally:
+            instrument.store_call("heartbeat", started)
+        with self._active_lock:
+            # Only leases still held count: one that ended meanwhile (the run suspended,
+            # maybe already claimed again under a new lease) is not a loss.
+            revoked = {
+                lease
+                for lease in leases
+                if lease.run_id in lost and self._active.get(lease.run_id) == lease
+            }
+            self.control.lost.update(revoked)
+            self.control.cancelled.update(run_id for run_id in cancels if run_id in self._active)
+        for lease in revoked:
+            log.warning("run %s: lease taken over by another worker", lease.run_id)
 
     def _drain(self, pool: ThreadPoolExecutor) -> None:
         """Stop claiming; hand each run back at its next step boundary.

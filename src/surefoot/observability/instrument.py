@@ -10,14 +10,51 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from types import TracebackType
+from typing import Any
+
+from opentelemetry.trace import Span
 
 from surefoot.domain.records import RunRecord
 from surefoot.observability import logging as log_context
 from surefoot.observability import metrics, redaction, tracing
 
 log = logging.getLogger("surefoot.engine")
+
+
+class _Scope:
+    """Fields bound to the log context and a span made current, both undone on the way out.
+
+    A plain class rather than a generator-based context manager: around every step attempt,
+    that machinery costs more than the binding and the span themselves.
+    """
+
+    __slots__ = ("_fields", "_span", "_tokens")
+
+    def __init__(self, fields: Mapping[str, Any], span: AbstractContextManager[Span]) -> None:
+        self._fields = fields
+        self._span = span
+
+    def __enter__(self) -> None:
+        self._tokens = log_context.bind(self._fields)
+        try:
+            self._span.__enter__()
+        except BaseException:
+            log_context.reset(self._tokens)
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        try:
+            return self._span.__exit__(exc_type, exc, traceback)
+        finally:
+            log_context.reset(self._tokens)
 
 
 # -- runs -------------------------------------------------------------------------------------
@@ -32,30 +69,26 @@ def run_started(workflow: str, run_id: str, correlation_id: str | None) -> None:
 @contextmanager
 def execution(run: RunRecord, worker_id: str) -> Iterator[None]:
     """Around one execution of a claimed run: its log context and its span."""
-    tokens = log_context.bind(
-        {
-            "run_id": run.run_id,
-            "workflow": run.workflow,
-            "correlation_id": run.correlation_id,
-            "generation": run.generation,
-        }
+    fields = {
+        "run_id": run.run_id,
+        "workflow": run.workflow,
+        "correlation_id": run.correlation_id,
+        "generation": run.generation,
+    }
+    span = tracing.run_span(
+        run.run_id,
+        run.workflow,
+        run.correlation_id,
+        run.trace_context,
+        **{
+            "surefoot.generation": run.generation,
+            "surefoot.deliveries": run.deliveries,
+            "surefoot.worker_id": worker_id,
+        },
     )
-    try:
-        with tracing.run_span(
-            run.run_id,
-            run.workflow,
-            run.correlation_id,
-            run.trace_context,
-            **{
-                "surefoot.generation": run.generation,
-                "surefoot.deliveries": run.deliveries,
-                "surefoot.worker_id": worker_id,
-            },
-        ):
-            log.debug("execution started", extra={"status": run.status.value})
-            yield
-    finally:
-        log_context.reset(tokens)
+    with _Scope(fields, span):
+        log.debug("execution started", extra={"status": run.status.value})
+        yield
 
 
 def run_finished(
@@ -95,15 +128,12 @@ def lease_takeover(workflow: str, run_id: str, interrupted: int) -> None:
 
 
 # -- step attempts ------------------------------------------------------------------------------
-@contextmanager
-def attempt(step: str, position: int, number: int) -> Iterator[None]:
+def attempt(step: str, position: int, number: int) -> AbstractContextManager[None]:
     """Around one step attempt, its routing included: its log context and its span."""
-    tokens = log_context.bind({"step": step, "position": position, "attempt": number})
-    try:
-        with tracing.attempt_span(step, position, number):
-            yield
-    finally:
-        log_context.reset(tokens)
+    return _Scope(
+        {"step": step, "position": position, "attempt": number},
+        tracing.attempt_span(step, position, number),
+    )
 
 
 def step_body_duration(workflow: str, step: str, started: float) -> None:

@@ -11,10 +11,11 @@ Every metric is listed in docs/reference/metrics.md.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -27,50 +28,109 @@ from prometheus_client import (
     start_http_server,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from surefoot.errors import StoreError
 from surefoot.store.base import Store
 
+_M = TypeVar("_M", bound="_KeptChildren")
+
+
+class _KeptChildren(MetricWrapperBase):
+    """``labels()`` that keeps each child in a dict after the first call for its values.
+
+    Prometheus's own ``labels()`` converts and checks the values and takes a lock on every
+    call; the engine asks for the same few children on every attempt and store call. The
+    dict is keyed only by tuples of plain ``str``, which are exactly the keys Prometheus
+    files children under, so it answers with the very child ``labels()`` would; any other
+    call goes to ``labels()`` unchanged. Removing children empties the dict (under one lock
+    with the lookups that fill it, so it never keeps a removed child).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._kept: dict[tuple[object, ...], Any] = {}
+        self._kept_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def labels(self: _M, *labelvalues: object, **labelkwargs: object) -> _M:
+        if not labelkwargs:
+            for value in labelvalues:
+                if type(value) is not str:
+                    break
+            else:
+                kept: _M | None = self._kept.get(labelvalues)
+                if kept is not None:
+                    return kept
+                with self._kept_lock:
+                    child = super().labels(*labelvalues)
+                    self._kept[labelvalues] = child
+                return child
+        return super().labels(*labelvalues, **labelkwargs)
+
+    def remove(self, *labelvalues: Any) -> None:
+        with self._kept_lock:
+            super().remove(*labelvalues)
+            self._kept.clear()
+
+    def remove_by_labels(self, labels: dict[str, str]) -> None:
+        with self._kept_lock:
+            super().remove_by_labels(labels)
+            self._kept.clear()
+
+    def clear(self) -> None:
+        with self._kept_lock:
+            super().clear()
+            self._kept.clear()
+
+
+class _Counter(_KeptChildren, Counter):
+    """A Prometheus counter whose labelled children are kept (see :class:`_KeptChildren`)."""
+
+
+class _Histogram(_KeptChildren, Histogram):
+    """A Prometheus histogram whose labelled children are kept."""
+
+
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 _STORE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30)
 
-RUNS_STARTED = Counter(
+RUNS_STARTED = _Counter(
     "surefoot_runs_started", "Runs committed by start() in this process.", ["workflow"]
 )
-RUNS_FINISHED = Counter(
+RUNS_FINISHED = _Counter(
     "surefoot_runs_finished",
     "Runs that reached an end in this process, by outcome and failure class.",
     ["workflow", "outcome", "failure_class"],
 )
-STEP_ATTEMPTS = Counter(
+STEP_ATTEMPTS = _Counter(
     "surefoot_step_attempts",
     "Finished step attempts, by outcome, failure class and the route chosen.",
     ["workflow", "step", "outcome", "failure_class", "route"],
 )
-STEP_RETRIES = Counter(
+STEP_RETRIES = _Counter(
     "surefoot_step_retries",
     "Step attempts whose failure was routed to another attempt.",
     ["workflow", "step"],
 )
-STEP_DURATION = Histogram(
+STEP_DURATION = _Histogram(
     "surefoot_step_duration_seconds",
     "Time inside step bodies (one observation per attempt).",
     ["workflow", "step"],
     buckets=_LATENCY_BUCKETS,
 )
-LEASE_TAKEOVERS = Counter(
+LEASE_TAKEOVERS = _Counter(
     "surefoot_lease_takeovers",
     "Runs claimed from a worker whose lease had expired (its attempts were interrupted).",
     ["workflow"],
 )
-STORE_LATENCY = Histogram(
+STORE_LATENCY = _Histogram(
     "surefoot_store_latency_seconds",
     "Store calls made by workers, by operation.",
     ["operation"],
     buckets=_STORE_BUCKETS,
 )
-OUTBOUND_REQUESTS = Histogram(
+OUTBOUND_REQUESTS = _Histogram(
     "surefoot_outbound_request_duration_seconds",
     "Outbound HTTP calls made with sf.http_client(), by method and status class.",
     ["method", "status"],

@@ -18,7 +18,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -28,6 +28,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import (
     NonRecordingSpan,
+    NoOpTracer,
+    NoOpTracerProvider,
+    ProxyTracerProvider,
     Span,
     SpanContext,
     SpanKind,
@@ -42,6 +45,7 @@ from surefoot.errors import ConfigError
 from surefoot.observability import redaction
 
 _tracer = trace.get_tracer("surefoot")
+_api_tracer = NoOpTracer()  # what _tracer delegates to until a tracer provider is installed
 _propagator = TraceContextTextMapPropagator()
 CORRELATION_HEADER = "X-Correlation-ID"
 _CORRELATION = re.compile(r"^[A-Za-z0-9._:/@+-]{1,128}$")  # what an inbound id may look like
@@ -147,33 +151,34 @@ def child_traceparent(trace_context: str | None) -> str | None:
     return f"00-{remote.trace_id:032x}-{span_id:016x}-{int(remote.trace_flags):02x}"
 
 
-@contextmanager
 def run_span(
     run_id: str, workflow: str, correlation_id: str | None, trace_context: str | None, **attrs: Any
-) -> Iterator[Span]:
+) -> AbstractContextManager[Span]:
     """One execution of a run, under the run's stored trace context."""
+    if not tracer_provider_installed():
+        return _Propagated(_parent(trace_context))
     attributes = {
         "surefoot.run_id": run_id,
         "surefoot.workflow": workflow,
         "surefoot.correlation_id": correlation_id or "",
         **attrs,
     }
-    with _tracer.start_as_current_span(
+    return _tracer.start_as_current_span(
         f"surefoot.run {workflow}",
         context=_parent(trace_context),
         kind=SpanKind.CONSUMER,
         attributes=attributes,
         record_exception=False,
         set_status_on_exception=False,
-    ) as span:
-        yield span
+    )
 
 
-@contextmanager
-def attempt_span(step: str, position: int, attempt: int) -> Iterator[Span]:
+def attempt_span(step: str, position: int, attempt: int) -> AbstractContextManager[Span]:
     """One step attempt, under the current run span. Exceptions are not recorded on it
     (their text may hold secrets): :func:`mark_failed` sets the classified outcome."""
-    with _tracer.start_as_current_span(
+    if not tracer_provider_installed():
+        return _Propagated(None)
+    return _tracer.start_as_current_span(
         f"surefoot.step {step}",
         attributes={
             "surefoot.step": step,
@@ -182,8 +187,42 @@ def attempt_span(step: str, position: int, attempt: int) -> Iterator[Span]:
         },
         record_exception=False,
         set_status_on_exception=False,
-    ) as span:
-        yield span
+    )
+
+
+def tracer_provider_installed() -> bool:
+    """Whether spans go to a tracer provider (the application's, or :func:`configure_tracing`'s).
+
+    Until one is installed the global provider is the API's proxy, and its tracers record
+    nothing: a new span is the parent's non-recording span, or one carrying the parent's
+    span context, so the trace context still propagates (OpenTelemetry's behaviour without
+    an SDK). The engine's hot path then uses :class:`_Propagated`, which does the same.
+    """
+    return not isinstance(trace.get_tracer_provider(), (ProxyTracerProvider, NoOpTracerProvider))
+
+
+class _Propagated:
+    """``start_as_current_span`` of the API's no-op tracer, without its three nested
+    generator-based context managers (which cost more than the rest of a step attempt's
+    bookkeeping): the same span, current while inside, ended on exit. A non-recording span
+    records no exception or status, so there is nothing else to do."""
+
+    __slots__ = ("_parent", "_span", "_token")
+
+    def __init__(self, parent: otel_context.Context | None) -> None:
+        self._parent = parent
+
+    def __enter__(self) -> Span:
+        span = _api_tracer.start_span("", context=self._parent)  # the no-op tracer drops names
+        self._token = otel_context.attach(trace.set_span_in_context(span))
+        self._span = span
+        return span
+
+    def __exit__(self, *_exc_info: object) -> None:
+        try:
+            otel_context.detach(self._token)
+        finally:
+            self._span.end()
 
 
 def mark_failed(span: Span, message: str, **attrs: str | int | float | bool) -> None:

@@ -152,6 +152,19 @@ class Store(Protocol):
         journal: JournalEntry | None,
         now: datetime,
     ) -> None: ...
+    def record_attempt(
+        self,
+        lease: Lease,
+        attempt: AttemptRecord,
+        *,
+        result: AttemptResult,
+        journal: JournalEntry | None,
+        now: datetime,
+    ) -> None:
+        """An attempt whose start was not written when it began, start and end in one
+        transaction (both audited, the start at ``attempt.started_at``)."""
+        ...
+
     def commit_journal(self, lease: Lease, entry: JournalEntry) -> None: ...
     def consume_event(
         self, lease: Lease, *, position: int, name: str, now: datetime
@@ -281,3 +294,38 @@ class Store(Protocol):
     def get_session(self, session_hash: str) -> WebSessionRecord | None: ...
     def touch_session(self, session_hash: str, now: datetime) -> None: ...
     def delete_session(self, session_hash: str) -> None: ...
+
+    # -- workers whose process is gone ------------------------------------------------------
+    def register_worker_process(
+        self,
+        worker_id: str,
+        hostname: str,
+        pid: int,
+        queues: Sequence[str],
+        now: datetime,
+        *,
+        boot_id: str,
+        pid_namespace: str,
+        process_started: int,
+    ) -> None:
+        """``register_worker``, also recording what identifies the process on its host: the
+        kernel's boot id, the pid namespace and the process's start time (clock ticks after
+        boot), so that a worker on the same host can prove the process gone."""
+        ...
+
+    def declare_dead_workers(
+        self,
+        worker_id: str,
+        *,
+        hostname: str,
+        boot_id: str,
+        pid_namespace: str,
+        is_gone: Callable[[int, int], bool],
+        now: datetime,
+    ) -> dict[str, list[str]]:
+        """Declare dead the workers not stopped that registered with this host, boot and pid
+        namespace whose process ``is_gone(pid, process_started)``: each is marked stopped
+        and the runs it leased become claimable at once (the next claim takes them over as
+        after a lease expiry). Audited. ``is_gone`` must answer False when in doubt. Returns
+        the runs freed by worker declared dead."""
+        ...

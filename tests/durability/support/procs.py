@@ -25,6 +25,7 @@ T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parents[3]
 FLOWS_APP = "tests.durability.support.flows:app"
 FORGETFUL_APP = "tests.durability.support.forgetful:app"
+TAKEOVER_BLIND_APP = "tests.durability.support.takeover_blind:app"
 
 FAST_SETTINGS: Mapping[str, str] = {
     "SUREFOOT_LEASE_S": "1",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import surefoot as sf
 from surefoot.domain.records import RunRecord
 from tests.durability.support.procs import FLOWS_APP, Processes, wait_terminal
@@ -31,11 +33,17 @@ def kill_and_recover(
     crash_at: str,
     *,
     app_spec: str = FLOWS_APP,
+    settings: Mapping[str, str] | None = None,
+    crash_again_at: str | None = None,
 ) -> dict[str, RunRecord]:
-    """A worker dies at ``crash_at``; a clean worker finishes every run; returns them."""
-    crashing = processes.worker(app_spec, crash_at=crash_at)
+    """A worker dies at ``crash_at`` (and a second one at ``crash_again_at``); a clean
+    worker finishes every run; returns them. ``settings``: environment of every worker."""
+    crashing = processes.worker(app_spec, crash_at=crash_at, settings=settings)
     processes.expect_killed(crashing)
-    clean = processes.worker(app_spec)
+    if crash_again_at is not None:
+        again = processes.worker(app_spec, crash_at=crash_again_at, settings=settings)
+        processes.expect_killed(again)
+    clean = processes.worker(app_spec, settings=settings)
     try:
         runs = wait_terminal(app.store, run_ids, timeout_s=20)
     finally:

@@ -3,13 +3,18 @@
 Transactions: writers run at READ COMMITTED and lock what they change
 (``SELECT ... FOR UPDATE`` on the run row, which is what fences a lease);
 readers run at REPEATABLE READ, READ ONLY, so one read sees one snapshot.
+The write transactions of a process that wait at the same time share one
+PostgreSQL transaction and one ``COMMIT`` (see
+:mod:`surefoot.store.postgres.group_commit`); each caller still gets only its
+own result or error, and only once that ``COMMIT`` has returned.
 
 Transient errors (connection lost, server restart or failover, serialization
 failure, deadlock, too many connections) block and retry here with jittered
-backoff, re-running the whole transaction function, so a database blip is
-never a workflow failure. A commit whose answer was lost is not guessed at:
-the transaction id is read before ``COMMIT`` and looked up with
-``pg_xact_status`` afterwards, so a committed change is never applied twice.
+backoff, re-running the whole transaction function (for writes, every function
+of the batch), so a database blip is never a workflow failure. A commit whose
+answer was lost is not guessed at: the transaction id is read before ``COMMIT``
+and looked up with ``pg_xact_status`` afterwards, so a committed change is never
+applied twice.
 
 The audit chain is serialised by the single ``audit_head`` row, locked until
 commit, so entries are numbered and linked in commit order. A transaction's
@@ -32,7 +37,8 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeAlias, TypeVar
@@ -58,6 +64,7 @@ from surefoot.errors import (
 from surefoot.store.base import SCHEMA_VERSION
 from surefoot.store.migrations import SCHEMA_TABLE_DDL, load_migrations
 from surefoot.store.postgres import audit
+from surefoot.store.postgres.group_commit import GroupCommitter, Work
 
 T = TypeVar("T")
 Cursor: TypeAlias = psycopg.Cursor[DictRow]
@@ -175,7 +182,8 @@ def one(cur: Cursor) -> Row:
 
 @dataclass
 class _TxnEnd:
-    """What a write transaction sends right before its ``COMMIT``, and its id if known."""
+    """What a write transaction (a batch of transaction functions) sends right before
+    its ``COMMIT``, and its id if known."""
 
     later: list[tuple[str, Any]] = field(default_factory=list)
     audit: list[tuple[AuditRecord, datetime]] = field(default_factory=list)
@@ -186,6 +194,14 @@ class _TxnEnd:
     def writes(self) -> bool:
         """Whether what is left for the end writes (so the transaction will have an id)."""
         return bool(self.later or self.audit)
+
+
+@dataclass
+class _Checkout:
+    """A pooled connection lent to one attempt, and whether it must not be reused."""
+
+    conn: psycopg.Connection[Any]
+    discard: bool = False
 
 
 class PostgresBase:
@@ -215,6 +231,13 @@ class PostgresBase:
         self._lost_at = 0.0
         # What each open write transaction leaves for its end, by id of its cursor.
         self._txns: dict[int, _TxnEnd] = {}
+        # Write transactions run in batches, one batch at a time, on the callers' threads.
+        self._committer: GroupCommitter[Cursor] = GroupCommitter(
+            self._write_batch,
+            settle=self._send_later_txn,
+            is_transient=is_transient,
+            wrap=self._store_error,
+        )
         try:
             psycopg.connect(self._conninfo).close()
         except psycopg.Error as exc:
@@ -258,12 +281,16 @@ class PostgresBase:
 
     # -- transactions --------------------------------------------------------------------
     def _write(self, fn: Callable[[Cursor], T]) -> T:
-        return self._run(fn, write=True)
+        """Run ``fn`` in a write transaction, committed together with the other write
+        transactions of this process waiting at the time (see
+        :mod:`surefoot.store.postgres.group_commit`)."""
+        return self._committer.submit(fn)
 
     def _read(self, fn: Callable[[Cursor], T]) -> T:
-        return self._run(fn, write=False)
+        return self._run(lambda _deadline: self._read_once(fn))
 
-    def _run(self, fn: Callable[[Cursor], T], *, write: bool) -> T:
+    def _run(self, attempt: Callable[[float], T]) -> T:
+        """``attempt(deadline)``, again after each transient error until the deadline."""
         deadline = time.monotonic() + MAX_RETRY_S
         delay = FIRST_DELAY_S
         failures = 0
@@ -271,10 +298,10 @@ class PostgresBase:
             if self._closed:
                 raise StoreError("the store is closed")
             try:
-                return self._once(fn, write=write, deadline=deadline)
+                return attempt(deadline)
             except psycopg.Error as exc:
                 if not is_transient(exc):
-                    raise StoreError(f"{self.safe_url}: {exc}") from exc
+                    raise self._store_error(exc) from exc
                 if time.monotonic() > deadline:
                     raise StoreUnavailableError(
                         f"{self.safe_url}: still failing after {MAX_RETRY_S:g}s: {exc}"
@@ -284,6 +311,12 @@ class PostgresBase:
                     log.warning("transient store error, retrying: %s", exc)
             time.sleep(random.uniform(0, delay))  # noqa: S311 - jitter, not security
             delay = min(delay * 2, MAX_DELAY_S)
+
+    def _store_error(self, exc: psycopg.Error) -> StoreError:
+        """A database error that retrying will not cure, as callers get it."""
+        error = StoreError(f"{self.safe_url}: {exc}")
+        error.__cause__ = exc
+        return error
 
     def _opened(self, conn: psycopg.Connection[Any]) -> None:
         with self._opened_lock:
@@ -301,46 +334,22 @@ class PostgresBase:
             self._pool.putconn(conn)
         return self._pool.getconn()
 
-    def _once(self, fn: Callable[[Cursor], T], *, write: bool, deadline: float) -> T:
-        conn = self._checkout()
-        discard = False
+    @contextmanager
+    def _connection(self) -> Iterator[_Checkout]:
+        """A pooled connection for one attempt: dropped if the attempt lost it (noting the
+        loss), rolled back if the attempt left a transaction open, then given back."""
+        held = _Checkout(self._checkout())
+        conn = held.conn
         try:
-            conn.isolation_level = (
-                IsolationLevel.READ_COMMITTED if write else IsolationLevel.REPEATABLE_READ
-            )
-            conn.read_only = not write
-            xid: str | None = None
-            with conn.cursor(row_factory=dict_row) as cur:
-                end = _TxnEnd()
-                if write:
-                    self._txns[id(cur)] = end
-                try:
-                    result = fn(cur)
-                finally:
-                    self._txns.pop(id(cur), None)
-                if write:
-                    xid = (
-                        end.xid
-                        or one(cur.execute(_ASSIGNED_XID if end.writes else _CURRENT_XID))["xid"]
-                    )
-                try:
-                    self._commit(conn, cur, end)
-                except psycopg.Error as exc:
-                    if xid is None or not is_transient(exc):
-                        raise
-                    discard = True
-                    if self._committed(xid, deadline):
-                        return result
-                    raise
-            return result
+            yield held
         except psycopg.Error as exc:
             if _loses_connection(exc):
-                discard = True
+                held.discard = True
                 if conn.broken or conn.closed:
                     self._lost_at = time.monotonic()
             raise
         finally:
-            if discard:
+            if held.discard:
                 conn.close()
             elif not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
                 try:
@@ -348,6 +357,55 @@ class PostgresBase:
                 except psycopg.Error:
                     conn.close()
             self._pool.putconn(conn)
+
+    def _read_once(self, fn: Callable[[Cursor], T]) -> T:
+        with self._connection() as held:
+            conn = held.conn
+            conn.isolation_level = IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+            with conn.cursor(row_factory=dict_row) as cur:
+                result = fn(cur)
+                conn.commit()
+            return result
+
+    def _write_batch(self, batch: Sequence[Work[Cursor, Any]]) -> None:
+        """Commit the functions of ``batch`` that do not fail, in one transaction."""
+        self._run(lambda deadline: self._write_once(batch, deadline))
+
+    def _write_once(self, batch: Sequence[Work[Cursor, Any]], deadline: float) -> None:
+        """One attempt at ``batch``: run its functions; if one fails for good, roll back
+        and run the others again without it; then send what they deferred, and
+        ``COMMIT``. What is deferred is collected afresh for each transaction, so it is
+        exactly what the committed functions left."""
+        with self._connection() as held:
+            conn = held.conn
+            conn.isolation_level = IsolationLevel.READ_COMMITTED
+            conn.read_only = False
+            with conn.cursor(row_factory=dict_row) as cur:
+                while not all(work.failed for work in batch):
+                    end = _TxnEnd()
+                    self._txns[id(cur)] = end
+                    try:
+                        failed = self._committer.run_items(cur, batch)
+                    finally:
+                        self._txns.pop(id(cur), None)
+                    if failed is not None:
+                        conn.rollback()
+                        continue
+                    xid = (
+                        end.xid
+                        or one(cur.execute(_ASSIGNED_XID if end.writes else _CURRENT_XID))["xid"]
+                    )
+                    try:
+                        self._commit(conn, cur, end)
+                    except psycopg.Error as exc:
+                        if xid is None or not is_transient(exc):
+                            raise
+                        held.discard = True
+                        if self._committed(xid, deadline):
+                            return
+                        raise
+                    return
 
     def _commit(self, conn: psycopg.Connection[Any], cur: Cursor, end: _TxnEnd) -> None:
         """Send what the transaction deferred to its end, and ``COMMIT``."""
@@ -457,11 +515,23 @@ class PostgresBase:
         """Run a write whose result the transaction does not need with its last
         statements, in the round trip of ``COMMIT`` (before the audit append).
 
-        Only for writes that nothing later in the transaction reads, to rows the
-        transaction has already locked a parent of (the run), so that deferring them
-        changes neither what commits nor which locks are waited for before the head.
+        Only for writes that nothing later in the transaction function reads, to rows
+        the transaction has already locked a parent of (the run), so that deferring
+        them changes neither what commits nor which locks are waited for before the
+        head. In a batch, the next function may read them: they are sent before it runs
+        (:meth:`_send_later_txn`), and only the last function's wait for ``COMMIT``.
         """
         self._end_of(cur).later.append((sql, params))
+
+    def _send_later_txn(self, cur: Cursor) -> None:
+        """Send the writes deferred so far, now: in a batch, before the next transaction
+        function, which may read what they change (in one round trip)."""
+        end = self._end_of(cur)
+        if end.later:
+            later, end.later = end.later, []
+            with cur.connection.pipeline():
+                for statement in later:
+                    cur.execute(*statement)
 
     def _audit_txn(self, cur: Cursor, record: AuditRecord, now: datetime) -> None:
         """Record ``record`` in the audit chain, in this transaction.

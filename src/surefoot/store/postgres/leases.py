@@ -4,12 +4,14 @@ Claiming locks the chosen runs with ``FOR UPDATE SKIP LOCKED``: workers on many
 hosts claim at once without waiting for each other and never both get a run.
 Every claim bumps ``lease_epoch``; writes for the run are fenced by
 (``lease_owner``, ``lease_epoch``) under a row lock, so a worker that lost its
-lease can write nothing more.
+lease can write nothing more. A worker declared dead (its process is provably gone,
+see ``surefoot.engine.worker``) has its leases ended at once: the next claim takes
+its runs over as after an expiry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from surefoot.domain.records import AttemptRecord, AuditRecord, Lease
@@ -25,6 +27,133 @@ def actor_of(worker_id: str) -> str:
 
 
 class LeaseMixin(IntakeMixin):
+    # -- workers whose process is gone --------------------------------------------------------
+    def register_worker_process(
+        self,
+        worker_id: str,
+        hostname: str,
+        pid: int,
+        queues: Sequence[str],
+        now: datetime,
+        *,
+        boot_id: str,
+        pid_namespace: str,
+        process_started: int,
+    ) -> None:
+        def txn(cur: Cursor) -> None:
+            cur.execute(
+                "INSERT INTO workers (worker_id, hostname, pid, queues, started_at,"
+                " heartbeat_at, boot_id, pid_namespace, process_started)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    worker_id,
+                    hostname,
+                    pid,
+                    ",".join(queues) or "*",
+                    ts(now),
+                    ts(now),
+                    boot_id,
+                    pid_namespace,
+                    process_started,
+                ),
+            )
+
+        self._write(txn)
+
+    def declare_dead_workers(
+        self,
+        worker_id: str,
+        *,
+        hostname: str,
+        boot_id: str,
+        pid_namespace: str,
+        is_gone: Callable[[int, int], bool],
+        now: datetime,
+    ) -> dict[str, list[str]]:
+        # Read first: the check runs often and almost always finds every worker alive,
+        # which then costs no write transaction.
+        local = self._read(
+            lambda cur: cur.execute(
+                "SELECT worker_id, pid, process_started FROM workers WHERE stopped_at IS NULL"
+                " AND hostname = %s AND boot_id = %s AND pid_namespace = %s"
+                " AND process_started IS NOT NULL AND worker_id <> %s",
+                (hostname, boot_id, pid_namespace, worker_id),
+            ).fetchall()
+        )
+        gone = [row for row in local if is_gone(row["pid"], row["process_started"])]
+        if not gone:
+            return {}
+
+        def txn(cur: Cursor) -> dict[str, list[str]]:
+            freed: dict[str, list[str]] = {}
+            for row in sorted(gone, key=lambda r: str(r["worker_id"])):
+                why = (
+                    f"the process of worker {row['worker_id']} (pid {row['pid']} on {hostname},"
+                    f" started at tick {row['process_started']}) no longer exists"
+                )
+                stopped = cur.execute(
+                    "UPDATE workers SET stopped_at = %s WHERE worker_id = %s"
+                    " AND stopped_at IS NULL RETURNING worker_id",
+                    (ts(now), row["worker_id"]),
+                ).fetchone()
+                if stopped is None:
+                    continue  # stopped meanwhile, or declared dead by another worker
+                self._audit_txn(
+                    cur,
+                    AuditRecord(
+                        actor_of(worker_id),
+                        "worker.declared_dead",
+                        "worker",
+                        row["worker_id"],
+                        {"stopped_at": None},
+                        {"stopped_at": iso(now)},
+                        reason=why,
+                    ),
+                    now,
+                )
+                freed[row["worker_id"]] = self._revoke_leases_txn(
+                    cur, row["worker_id"], worker_id, why, now
+                )
+            return freed
+
+        return self._write(txn)
+
+    def _revoke_leases_txn(
+        self, cur: Cursor, dead_worker_id: str, worker_id: str, why: str, now: datetime
+    ) -> list[str]:
+        """End now the leases a dead worker held: the next claim takes its runs over."""
+        # One statement (one round trip) for all of them, whatever their number.
+        held = cur.execute(
+            "WITH held AS (SELECT run_id, lease_expires_at FROM runs WHERE lease_owner = %(dead)s"
+            " AND status IN ('running', 'compensating') AND lease_expires_at > %(now)s"
+            " ORDER BY run_id FOR UPDATE)"
+            " UPDATE runs SET lease_expires_at = %(now)s, updated_at = %(now)s FROM held"
+            " WHERE runs.run_id = held.run_id RETURNING runs.run_id, runs.queue,"
+            " runs.correlation_id, held.lease_expires_at AS expired_at",
+            {"dead": dead_worker_id, "now": ts(now)},
+        ).fetchall()
+        held.sort(key=lambda row: str(row["run_id"]))
+        for row in held:
+            self._audit_txn(
+                cur,
+                AuditRecord(
+                    actor_of(worker_id),
+                    "run.lease_revoked",
+                    "run",
+                    row["run_id"],
+                    {
+                        "lease_owner": dead_worker_id,
+                        "lease_expires_at": _iso_or_none(row["expired_at"]),
+                    },
+                    {"lease_owner": dead_worker_id, "lease_expires_at": iso(now)},
+                    reason=why,
+                    correlation_id=row["correlation_id"],
+                ),
+                now,
+            )
+            self._notify_txn(cur, row["queue"])
+        return [row["run_id"] for row in held]
+
     def claim(
         self,
         worker_id: str,

@@ -39,43 +39,76 @@ class ExecutionMixin(LeasesMixin):
     def begin_attempt(self, lease: Lease, attempt: AttemptRecord) -> None:
         def txn(cur: sqlite3.Cursor) -> None:
             row = self._fence_txn(cur, lease)
-            cur.execute(
-                "INSERT INTO attempts (run_id, position, kind, attempt, generation, step,"
-                " idempotency_key, inputs, outcome, worker_id, started_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
-                (
-                    attempt.run_id,
-                    attempt.position,
-                    attempt.kind.value,
-                    attempt.attempt,
-                    attempt.generation,
-                    attempt.step,
-                    attempt.idempotency_key,
-                    attempt.inputs,
-                    attempt.worker_id,
-                    ts(attempt.started_at),
-                ),
-            )
-            self._audit_txn(
-                cur,
-                AuditRecord(
-                    actor_of(lease.worker_id),
-                    "attempt.started",
-                    "attempt",
-                    f"{attempt.run_id}/{attempt.position}/{attempt.attempt}",
-                    None,
-                    {
-                        "step": attempt.step,
-                        "kind": attempt.kind.value,
-                        "attempt": attempt.attempt,
-                        "idempotency_key": attempt.idempotency_key,
-                    },
-                    correlation_id=row["correlation_id"],
-                ),
-                attempt.started_at,
-            )
+            self._begin_attempt_txn(cur, lease, attempt, row["correlation_id"])
 
         self._write(txn)
+
+    def record_attempt(
+        self,
+        lease: Lease,
+        attempt: AttemptRecord,
+        *,
+        result: AttemptResult,
+        journal: JournalEntry | None,
+        now: datetime,
+    ) -> None:
+        def txn(cur: sqlite3.Cursor) -> None:
+            row = self._fence_txn(cur, lease)
+            correlation_id = row["correlation_id"]
+            self._begin_attempt_txn(cur, lease, attempt, correlation_id)
+            self._finish_attempt_txn(
+                cur,
+                lease,
+                attempt.position,
+                attempt.kind,
+                attempt.attempt,
+                result,
+                now,
+                correlation_id,
+            )
+            if journal is not None:
+                self._upsert_journal_txn(cur, journal)
+
+        self._write(txn)
+
+    def _begin_attempt_txn(
+        self, cur: sqlite3.Cursor, lease: Lease, attempt: AttemptRecord, correlation_id: str | None
+    ) -> None:
+        cur.execute(
+            "INSERT INTO attempts (run_id, position, kind, attempt, generation, step,"
+            " idempotency_key, inputs, outcome, worker_id, started_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+            (
+                attempt.run_id,
+                attempt.position,
+                attempt.kind.value,
+                attempt.attempt,
+                attempt.generation,
+                attempt.step,
+                attempt.idempotency_key,
+                attempt.inputs,
+                attempt.worker_id,
+                ts(attempt.started_at),
+            ),
+        )
+        self._audit_txn(
+            cur,
+            AuditRecord(
+                actor_of(lease.worker_id),
+                "attempt.started",
+                "attempt",
+                f"{attempt.run_id}/{attempt.position}/{attempt.attempt}",
+                None,
+                {
+                    "step": attempt.step,
+                    "kind": attempt.kind.value,
+                    "attempt": attempt.attempt,
+                    "idempotency_key": attempt.idempotency_key,
+                },
+                correlation_id=correlation_id,
+            ),
+            attempt.started_at,
+        )
 
     def finish_attempt(
         self,

@@ -1,5 +1,6 @@
 """Workers and leases: registration, claims (caps, partitions, takeovers), heartbeats,
-release on drain."""
+release on drain, and the leases of workers declared dead (their process is provably gone,
+see ``surefoot.engine.worker``) ended at once."""
 
 from __future__ import annotations
 
@@ -71,6 +72,125 @@ class LeasesMixin(IntakeMixin):
                 "UPDATE workers SET stopped_at = ? WHERE worker_id = ?", (ts(now), worker_id)
             )
         )
+
+    def register_worker_process(
+        self,
+        worker_id: str,
+        hostname: str,
+        pid: int,
+        queues: Sequence[str],
+        now: datetime,
+        *,
+        boot_id: str,
+        pid_namespace: str,
+        process_started: int,
+    ) -> None:
+        def txn(cur: sqlite3.Cursor) -> None:
+            cur.execute(
+                "INSERT INTO workers (worker_id, hostname, pid, queues, started_at,"
+                " heartbeat_at, boot_id, pid_namespace, process_started)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    worker_id,
+                    hostname,
+                    pid,
+                    ",".join(queues) or "*",
+                    ts(now),
+                    ts(now),
+                    boot_id,
+                    pid_namespace,
+                    process_started,
+                ),
+            )
+
+        self._write(txn)
+
+    def declare_dead_workers(
+        self,
+        worker_id: str,
+        *,
+        hostname: str,
+        boot_id: str,
+        pid_namespace: str,
+        is_gone: Callable[[int, int], bool],
+        now: datetime,
+    ) -> dict[str, list[str]]:
+        # Read first: the check runs often and almost always finds every worker alive,
+        # which then costs no write transaction.
+        local = self._read(
+            lambda cur: cur.execute(
+                "SELECT worker_id, pid, process_started FROM workers WHERE stopped_at IS NULL"
+                " AND hostname = ? AND boot_id = ? AND pid_namespace = ?"
+                " AND process_started IS NOT NULL AND worker_id != ?",
+                (hostname, boot_id, pid_namespace, worker_id),
+            ).fetchall()
+        )
+        gone = [row for row in local if is_gone(row["pid"], row["process_started"])]
+        if not gone:
+            return {}
+
+        def txn(cur: sqlite3.Cursor) -> dict[str, list[str]]:
+            freed: dict[str, list[str]] = {}
+            for row in gone:
+                why = (
+                    f"the process of worker {row['worker_id']} (pid {row['pid']} on {hostname},"
+                    f" started at tick {row['process_started']}) no longer exists"
+                )
+                cur.execute(
+                    "UPDATE workers SET stopped_at = ? WHERE worker_id = ? AND stopped_at IS NULL",
+                    (ts(now), row["worker_id"]),
+                )
+                if cur.rowcount == 0:
+                    continue  # stopped meanwhile, or declared dead by another worker
+                self._audit_txn(
+                    cur,
+                    AuditRecord(
+                        actor_of(worker_id),
+                        "worker.declared_dead",
+                        "worker",
+                        row["worker_id"],
+                        {"stopped_at": None},
+                        {"stopped_at": ts(now)},
+                        reason=why,
+                    ),
+                    now,
+                )
+                freed[row["worker_id"]] = self._revoke_leases_txn(
+                    cur, row["worker_id"], worker_id, why, now
+                )
+            return freed
+
+        return self._write(txn)
+
+    def _revoke_leases_txn(
+        self, cur: sqlite3.Cursor, dead_worker_id: str, worker_id: str, why: str, now: datetime
+    ) -> list[str]:
+        """End now the leases a dead worker held: the next claim takes its runs over."""
+        held = cur.execute(
+            "SELECT run_id, lease_expires_at, correlation_id FROM runs WHERE lease_owner = ?"
+            " AND status IN ('running', 'compensating') AND lease_expires_at > ?",
+            (dead_worker_id, ts(now)),
+        ).fetchall()
+        for row in held:
+            cur.execute(
+                "UPDATE runs SET lease_expires_at = ?, updated_at = ? WHERE run_id = ?",
+                (ts(now), ts(now), row["run_id"]),
+            )
+            self._audit_txn(
+                cur,
+                AuditRecord(
+                    actor_of(worker_id),
+                    "run.lease_revoked",
+                    "run",
+                    row["run_id"],
+                    {"lease_owner": dead_worker_id, "lease_expires_at": row["lease_expires_at"]},
+                    {"lease_owner": dead_worker_id, "lease_expires_at": ts(now)},
+                    reason=why,
+                    correlation_id=row["correlation_id"],
+                ),
+                now,
+            )
+        return [row["run_id"] for row in held]
 
     # -- claiming ----------------------------------------------------------------------------
     def claim(

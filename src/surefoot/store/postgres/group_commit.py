@@ -1,0 +1,187 @@
+"""Group commit: the write transactions of one process share a COMMIT (and its flush).
+
+Every audited write locks the single ``audit_head`` row in its COMMIT round trip, so
+the audited writes of all processes commit one after the other, each waiting for its
+own flush of the WAL. Here the write transactions of a process queue up instead. The
+caller that finds the writer free becomes the *leader*: on its own thread it runs every
+transaction waiting at that moment, one after the other, in one PostgreSQL transaction
+on one connection, and commits them with one ``COMMIT`` (their deferred writes,
+wake-ups and audit entries in its one pipelined round trip, the head locked once).
+Callers that arrive meanwhile wait for the leader to finish; all are woken then, and
+either find their work done or one of them leads the next batch. An unloaded caller
+thus commits on its own thread with no hand-off, and a busy process shares commits:
+
+* a transaction function that raises affects only itself. Savepoints would cost a round
+  trip each, so the batch runs without them, optimistically: when a function raises
+  (a fenced write refused, a conflict), the whole transaction is rolled back, that
+  caller gets its error, and the others are run again in a new transaction. Transaction
+  functions are re-runnable (transient errors re-run them too), and what they leave for
+  the end of the transaction is collected afresh for each attempt, so only what the
+  committed functions left is sent with ``COMMIT``;
+* each function sees the writes of those before it in its batch, as if they had
+  committed first: what a function deferred to the end of the transaction (writes it
+  does not read back) is sent before the next function runs, in one round trip; only
+  the last function's waits for the ``COMMIT`` round trip;
+* a transient error (connection lost, server restart, serialization failure, deadlock)
+  re-runs the whole batch, as it re-runs a lone transaction; a function that failed for
+  good is not run again;
+* no caller is released before the ``COMMIT`` that holds its work has returned, so
+  nothing is acknowledged before it is durable;
+* if the ``COMMIT`` itself fails for good, every caller of the batch gets the error.
+
+A transaction function that opens another write transaction would wait for itself; it
+gets a :class:`~surefoot.errors.StoreError` instead.
+
+A batch holds the row locks its functions take until its ``COMMIT``, so a function
+that waits for a lock another process holds delays its whole batch; the functions are
+short and lock the runs they change, which one worker holds at a time.
+
+The committer knows nothing of connections: ``PostgresBase`` (in
+:mod:`surefoot.store.postgres.base`) gives it the function that writes a batch, and
+calls :meth:`GroupCommitter.run_items` inside each attempt's transaction.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Generic, TypeVar
+
+import psycopg
+
+from surefoot.errors import StoreError
+
+T = TypeVar("T")
+C = TypeVar("C")
+
+MAX_BATCH = 64
+
+
+@dataclass
+class Work(Generic[C, T]):
+    """One caller's transaction function and, once ``done``, its outcome."""
+
+    fn: Callable[[C], T]
+    done: bool = False  # read and written only under the committer's lock
+    failed: bool = False  # its own error is final: it is not run again
+    result: Any = None
+    error: BaseException | None = None
+
+
+def _run(work: Work[C, Any], cursor: C) -> None:
+    work.result = None
+    work.result = work.fn(cursor)
+
+
+class GroupCommitter(Generic[C]):
+    """The write transactions of one store, run in batches on the callers' threads."""
+
+    def __init__(
+        self,
+        write: Callable[[Sequence[Work[C, Any]]], None],
+        *,
+        settle: Callable[[C], None],
+        is_transient: Callable[[psycopg.Error], bool],
+        wrap: Callable[[psycopg.Error], StoreError],
+    ) -> None:
+        """``write`` commits a batch (retrying transient errors) or raises; it calls
+        :meth:`run_items` in its transaction. ``settle`` sends what a function left for
+        the end of the transaction that the next function could read. ``wrap`` makes a
+        caller's own database error into the error that caller gets."""
+        self._write = write
+        self._settle = settle
+        self._is_transient = is_transient
+        self._wrap = wrap
+        self._pending: deque[Work[C, Any]] = deque()
+        # Guards the queue, ``_leading`` and every ``done``; notified after each batch.
+        self._changed = threading.Condition(threading.Lock())
+        self._leading = False  # whether a caller is running a batch
+        self._inside = threading.local()  # set while this thread runs a batch
+
+    def submit(self, fn: Callable[[C], T]) -> T:
+        """Run ``fn`` in a write transaction; return once the COMMIT holding it has."""
+        if getattr(self._inside, "active", False):
+            raise StoreError("a write transaction cannot open another one")
+        work: Work[C, T] = Work(fn)
+        with self._changed:
+            self._pending.append(work)
+            while not work.done:
+                if self._leading or not self._pending:
+                    self._changed.wait()
+                    continue
+                # The writer is free: lead the next batch (ours, unless 64 came before it).
+                batch = [self._pending.popleft() for _ in range(min(MAX_BATCH, len(self._pending)))]
+                self._leading = True
+                self._changed.release()
+                try:
+                    self._lead(batch)
+                finally:
+                    self._changed.acquire()
+                    for done in batch:
+                        done.done = True
+                    self._leading = False
+                    self._changed.notify_all()
+        if work.error is not None:
+            raise work.error
+        result: T = work.result
+        return result
+
+    def run_items(self, cursor: C, batch: Sequence[Work[C, Any]]) -> Work[C, Any] | None:
+        """Run the functions of ``batch`` not yet failed, in order, in the open transaction.
+
+        Before each function but the first, what the previous one deferred to the end
+        of the transaction and the next could read (its deferred writes) is sent, so
+        each function sees the writes of those before it, as if they had committed
+        first; an error there is the previous function's.
+
+        Returns the first that failed for good, with its error set; the transaction
+        must then be rolled back (it holds that function's writes) and the batch run
+        again. A transient error is raised: the whole batch is to be retried.
+        """
+        previous: Work[C, Any] | None = None
+        for work in batch:
+            if work.failed:
+                continue
+            if previous is not None and self._fails(previous, partial(self._settle, cursor)):
+                return previous
+            if self._fails(work, partial(_run, work, cursor)):
+                return work
+            previous = work
+        return None
+
+    def _fails(self, work: Work[C, Any], step: Callable[[], None]) -> bool:
+        """Run ``step`` (``work``'s function, or what finishes it); a failure for good is
+        handed to ``work``. A transient error is raised."""
+        try:
+            step()
+        except psycopg.Error as exc:
+            if self._is_transient(exc):
+                raise
+            work.error = self._wrap(exc)
+        except Exception as exc:  # noqa: BLE001 - this caller's own failure, handed to it
+            work.error = exc
+        else:
+            return False
+        work.failed = True
+        return True
+
+    # -- the leader, on the caller's thread --------------------------------------------------
+    def _lead(self, batch: list[Work[C, Any]]) -> None:
+        """Write ``batch``; whatever happens, every caller in it gets an outcome."""
+        self._inside.active = True
+        try:
+            self._write(batch)
+        except BaseException as exc:  # handed to every caller of the batch, re-raised below
+            failure = exc if isinstance(exc, StoreError) else StoreError(str(exc))
+            if failure is not exc:
+                failure.__cause__ = exc
+            for work in batch:
+                if not work.failed:
+                    work.error = failure
+            if not isinstance(exc, Exception):
+                raise  # Ctrl-C or exit in the leading thread goes on up that thread
+        finally:
+            self._inside.active = False

@@ -1,0 +1,453 @@
+"""Group commit on PostgreSQL: the write transactions of a process share a COMMIT.
+
+These tests hold the committer to what it promises: concurrent writers all commit, in
+fewer COMMITs than writers, with the audit chain intact; a transaction that raises
+commits nothing of its own (no row, no audit entry, no wake-up) and leaves the others
+of its batch alone; no caller returns before the COMMIT holding its work; a connection
+cut in the middle of a batch, or a COMMIT whose answer is lost, neither loses nor
+doubles anything; a nested write is refused instead of waiting for itself.
+
+To put several writes in one batch deterministically, a first write holds the writer
+until the others all wait for it (:func:`in_one_batch`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+
+from surefoot.domain.audit import verify_chain
+from surefoot.domain.records import AuditRecord, Lease, NewRun
+from surefoot.errors import LeaseLostError, StoreError
+from surefoot.store.postgres import PostgresStore
+from surefoot.store.postgres.base import NOTIFY_CHANNEL, Cursor, is_transient, one
+from surefoot.store.postgres.group_commit import GroupCommitter, Work
+from tests import postgres_support
+from tests.postgres_support import PostgresServer
+
+pytestmark = pytest.mark.postgres
+
+postgres_server = postgres_support.postgres_server
+postgres_url = postgres_support.postgres_url
+
+T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+Outcome = tuple[str, Any]  # ("ok", result) or ("error", exception)
+
+
+@pytest.fixture
+def store(postgres_url: str) -> Iterator[PostgresStore]:
+    opened = PostgresStore(postgres_url)
+    yield opened
+    opened.close()
+
+
+class CommitCounter:
+    """Counts the write transactions that reached ``COMMIT``."""
+
+    def __init__(self, store: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        real = store._commit
+
+        def counting(*args: Any) -> None:
+            self.count += 1
+            real(*args)
+
+        monkeypatch.setattr(store, "_commit", counting)
+
+
+def wait_until(probe: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not probe():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.001)
+
+
+def in_one_batch(
+    store: PostgresStore,
+    fns: Sequence[Callable[[Cursor], Any]],
+    on_return: Callable[[Any], None] | None = None,
+) -> list[Outcome]:
+    """Each of ``fns`` written from its own thread, all in one batch in the order given:
+    a first write holds the writer until they all wait for it. ``on_return`` is called
+    with each result, on the caller's thread, as soon as its write returns."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(cur: Cursor) -> None:
+        entered.set()
+        release.wait(10)
+
+    holder = threading.Thread(target=store._write, args=(hold,))
+    holder.start()
+    assert entered.wait(10)
+    outcomes: list[Outcome] = [("missing", None)] * len(fns)
+    callers = []
+    for n, fn in enumerate(fns):
+
+        def call(n: int = n, fn: Callable[[Cursor], Any] = fn) -> None:
+            try:
+                result = store._write(fn)
+                if on_return is not None:
+                    on_return(result)
+                outcomes[n] = ("ok", result)
+            except Exception as exc:
+                outcomes[n] = ("error", exc)
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        callers.append(caller)
+
+        def queued(count: int = n + 1) -> bool:
+            return len(store._committer._pending) == count
+
+        wait_until(queued, "the caller to queue")
+    release.set()
+    holder.join(10)
+    for caller in callers:
+        caller.join(30)
+    return outcomes
+
+
+def audited_insert(store: PostgresStore, queue: str) -> Callable[[Cursor], str]:
+    """A write that adds a queue row, an audit entry, a deferred write and a wake-up:
+    everything a transaction can leave for its end."""
+
+    def txn(cur: Cursor) -> str:
+        cur.execute(
+            "INSERT INTO queues (queue, paused, changed_by, changed_at)"
+            " VALUES (%s, FALSE, 'tester', %s)",
+            (queue, T0),
+        )
+        store._later_txn(cur, "UPDATE queues SET paused = TRUE WHERE queue = %s", (queue,))
+        store._audit_txn(
+            cur, AuditRecord("tester", "test.inserted", "queue", queue, None, {"n": 1}), T0
+        )
+        store._notify_txn(cur, queue)
+        return queue
+
+    return txn
+
+
+def queue_rows(url: str) -> dict[str, bool]:
+    with psycopg.connect(url) as conn:
+        return dict(conn.execute("SELECT queue, paused FROM queues").fetchall())
+
+
+def audit_counts(store: PostgresStore) -> dict[str, int]:
+    """Audit entries by entity id; checks the chain on the way."""
+    entries = store.audit_entries(after_seq=0, limit=100_000)
+    head = store.audit_head()
+    if entries:
+        assert head is not None
+        assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
+        assert verify_chain(entries, head_seq=head[0], head_hash=head[1]) == []
+    counts: dict[str, int] = {}
+    for entry in entries:
+        counts[entry.entity_id] = counts.get(entry.entity_id, 0) + 1
+    return counts
+
+
+def claimed_lease(store: PostgresStore) -> Lease:
+    run = NewRun(
+        run_id=uuid.uuid4().hex, workflow="flow", queue="runs", inputs="{}", inputs_hash="h"
+    )
+    store.create_run(run, T0, "tester")
+    (claimed,) = store.claim("w", workflows=["flow"], queues=None, limit=1, lease_s=300, now=T0)
+    return claimed.lease
+
+
+# -- batching -----------------------------------------------------------------------------------
+def test_concurrent_writers_all_commit_in_fewer_commits_with_the_chain_intact(
+    store: PostgresStore, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    commits = CommitCounter(store, monkeypatch)
+    writers, per_writer = 16, 10
+    start = threading.Barrier(writers)
+
+    def writer(w: int) -> list[str]:
+        start.wait()
+        return [store._write(audited_insert(store, f"w{w}-{n}")) for n in range(per_writer)]
+
+    with ThreadPoolExecutor(writers) as pool:
+        returned = [q for done in pool.map(writer, range(writers)) for q in done]
+
+    expected = {f"w{w}-{n}" for w in range(writers) for n in range(per_writer)}
+    assert set(returned) == expected
+    assert queue_rows(postgres_url) == dict.fromkeys(expected, True)  # deferred writes too
+    assert audit_counts(store) == dict.fromkeys(expected, 1)
+    assert commits.count < writers * per_writer, "no COMMIT was shared"
+
+
+def test_writers_waiting_together_share_one_commit(
+    store: PostgresStore, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    commits = CommitCounter(store, monkeypatch)
+    names = [f"q{n}" for n in range(10)]
+
+    outcomes = in_one_batch(store, [audited_insert(store, name) for name in names])
+
+    assert outcomes == [("ok", name) for name in names]
+    assert commits.count == 2  # the holder's, and one for all ten
+    assert queue_rows(postgres_url) == dict.fromkeys(names, True)
+    assert audit_counts(store) == dict.fromkeys(names, 1)
+
+
+def test_a_lone_writer_commits_on_its_own_thread(store: PostgresStore):
+    assert store._write(lambda cur: threading.get_ident()) == threading.get_ident()
+
+
+def test_a_nested_write_is_refused_not_deadlocked(store: PostgresStore, postgres_url: str):
+    def outer(cur: Cursor) -> None:
+        audited_insert(store, "outer")(cur)
+        store._write(audited_insert(store, "inner"))
+
+    with pytest.raises(StoreError, match="cannot open another"):
+        store._write(outer)
+    assert queue_rows(postgres_url) == {}
+    assert store._write(audited_insert(store, "after")) == "after"  # the writer is free again
+
+
+# -- one failing transaction in a batch -----------------------------------------------------------
+@pytest.mark.parametrize("failure", ["lease-lost", "database-error"])
+def test_a_failing_transaction_commits_nothing_and_leaves_its_batch_alone(
+    store: PostgresStore, postgres_url: str, monkeypatch: pytest.MonkeyPatch, failure: str
+):
+    lease = claimed_lease(store)
+    stale = Lease(lease.run_id, lease.worker_id, lease.epoch - 1)
+    heard: list[str] = []
+    with psycopg.connect(postgres_url, autocommit=True) as listener:
+        listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+
+        def failing(cur: Cursor) -> None:
+            audited_insert(store, "failing")(cur)  # all of it must go
+            if failure == "lease-lost":
+                store._fence_txn(cur, stale)
+            else:
+                cur.execute("SELECT * FROM no_such_table")
+
+        def fenced(name: str) -> Callable[[Cursor], str]:
+            def txn(cur: Cursor) -> str:
+                store._fence_txn(cur, lease)
+                return audited_insert(store, name)(cur)
+
+            return txn
+
+        commits = CommitCounter(store, monkeypatch)
+        outcomes = in_one_batch(
+            store,
+            [
+                audited_insert(store, "first"),
+                fenced("second"),
+                failing,
+                audited_insert(store, "last"),
+            ],
+        )
+        heard = [n.payload for n in listener.notifies(timeout=0.5)]
+
+    assert [kind for kind, _ in outcomes] == ["ok", "ok", "error", "ok"]
+    error = outcomes[2][1]
+    if failure == "lease-lost":
+        assert isinstance(error, LeaseLostError)
+    else:
+        assert isinstance(error, StoreError)
+        assert isinstance(error.__cause__, psycopg.errors.UndefinedTable)
+    assert commits.count == 2  # the holder's, and one for the batch: it was one batch
+    survivors = ["first", "second", "last"]
+    assert queue_rows(postgres_url) == dict.fromkeys(survivors, True)
+    counts = audit_counts(store)
+    counts.pop(lease.run_id)  # the run's creation and claim
+    assert counts == dict.fromkeys(survivors, 1)
+    assert "failing" not in heard
+    assert set(survivors) <= set(heard)
+
+
+@pytest.mark.parametrize("settled", [True, False], ids=["as-written", "negative-control"])
+def test_a_transaction_sees_the_deferred_writes_of_those_before_it_in_its_batch(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch, settled: bool
+):
+    if not settled:  # leave every deferred write for COMMIT
+        monkeypatch.setattr(store._committer, "_settle", lambda cur: None)
+
+    def paused(cur: Cursor) -> bool:
+        return bool(one(cur.execute("SELECT paused FROM queues WHERE queue = 'q'"))["paused"])
+
+    outcomes = in_one_batch(store, [audited_insert(store, "q"), paused])
+
+    assert outcomes == [("ok", "q"), ("ok", settled)]  # the insert defers paused = TRUE
+
+
+def test_a_deferred_write_that_fails_fails_only_its_own_transaction(
+    store: PostgresStore, postgres_url: str
+):
+    store._write(audited_insert(store, "taken"))
+
+    def clashing(cur: Cursor) -> str:
+        audited_insert(store, "clashing")(cur)
+        store._later_txn(
+            cur,
+            "INSERT INTO queues (queue, paused, changed_by, changed_at)"
+            " VALUES ('taken', FALSE, 'tester', %s)",
+            (T0,),
+        )
+        return "clashing"
+
+    outcomes = in_one_batch(
+        store, [audited_insert(store, "first"), clashing, audited_insert(store, "last")]
+    )
+
+    assert [kind for kind, _ in outcomes] == ["ok", "error", "ok"]
+    assert isinstance(outcomes[1][1], StoreError)
+    assert isinstance(outcomes[1][1].__cause__, psycopg.errors.UniqueViolation)
+    assert queue_rows(postgres_url) == dict.fromkeys(["taken", "first", "last"], True)
+    assert audit_counts(store) == dict.fromkeys(["taken", "first", "last"], 1)
+
+
+def test_a_batch_whose_commit_fails_fails_every_caller(store: PostgresStore, postgres_url: str):
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(
+            "ALTER TABLE audit_log ADD CONSTRAINT no_forbidden CHECK (entity_id <> 'forbidden')"
+        )
+
+    outcomes = in_one_batch(
+        store,
+        [
+            audited_insert(store, "a"),
+            audited_insert(store, "forbidden"),
+            audited_insert(store, "b"),
+        ],
+    )
+
+    assert [kind for kind, _ in outcomes] == ["error"] * 3
+    for _, error in outcomes:
+        assert isinstance(error, StoreError)
+        assert isinstance(error.__cause__, psycopg.errors.CheckViolation)
+    assert queue_rows(postgres_url) == {}
+    assert store.audit_head() is None
+
+
+# -- nothing acknowledged before it is committed ---------------------------------------------------
+class ReleasesBeforeCommit(GroupCommitter[Cursor]):
+    """Deliberately broken: tells each caller its work is done once its function ran,
+    before the COMMIT."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        super().__init__(
+            store._write_batch,
+            settle=store._send_later_txn,
+            is_transient=is_transient,
+            wrap=store._store_error,
+        )
+
+    def run_items(
+        self, cursor: Cursor, batch: Sequence[Work[Cursor, Any]]
+    ) -> Work[Cursor, Any] | None:
+        failed = super().run_items(cursor, batch)
+        if failed is None:
+            with self._changed:
+                for work in batch:
+                    work.done = True
+                self._changed.notify_all()
+        return failed
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["as-written", "negative-control"])
+def test_no_caller_returns_before_the_commit_holding_its_write(
+    store: PostgresStore, postgres_url: str, monkeypatch: pytest.MonkeyPatch, broken: bool
+):
+    if broken:
+        monkeypatch.setattr(store, "_committer", ReleasesBeforeCommit(store))
+    real_commit = store._commit
+
+    def slow_commit(*args: Any) -> None:
+        time.sleep(0.2)  # a slow flush: a caller released early would return meanwhile
+        real_commit(*args)
+
+    monkeypatch.setattr(store, "_commit", slow_commit)
+    visible: dict[str, bool] = {}
+    names = [f"q{n}" for n in range(6)]
+
+    with psycopg.connect(postgres_url, autocommit=True) as checker:
+        lock = threading.Lock()
+
+        def check(name: str) -> None:
+            with lock:
+                row = checker.execute("SELECT 1 FROM queues WHERE queue = %s", (name,))
+                visible[name] = row.fetchone() is not None
+
+        outcomes = in_one_batch(store, [audited_insert(store, name) for name in names], check)
+
+    assert outcomes == [("ok", name) for name in names]
+    assert queue_rows(postgres_url) == dict.fromkeys(names, True)
+    if broken:
+        assert not all(visible.values()), "the negative control was not caught"
+    else:
+        assert visible == dict.fromkeys(names, True)
+
+
+# -- connection loss ------------------------------------------------------------------------------
+def test_a_connection_cut_during_a_batch_loses_and_doubles_nothing(
+    store: PostgresStore, postgres_url: str, postgres_server: PostgresServer
+):
+    dbname = urlsplit(postgres_url).path.lstrip("/")
+    cuts: list[int] = []
+    names = [f"q{n}" for n in range(8)]
+
+    def cutting(cur: Cursor) -> str:
+        audited_insert(store, "cutter")(cur)
+        if not cuts:  # first attempt only: the batch's connection is killed mid-batch
+            cuts.append(postgres_server.terminate_backends(dbname))
+        cur.execute("SELECT 1")
+        return "cutter"
+
+    batch = [audited_insert(store, name) for name in names[:4]]
+    batch += [cutting] + [audited_insert(store, name) for name in names[4:]]
+    outcomes = in_one_batch(store, batch)
+
+    assert cuts
+    assert cuts[0] >= 1
+    assert [kind for kind, _ in outcomes] == ["ok"] * len(batch)
+    everything = [*names, "cutter"]
+    assert queue_rows(postgres_url) == dict.fromkeys(everything, True)
+    assert audit_counts(store) == dict.fromkeys(everything, 1)
+
+
+@pytest.mark.parametrize("committed", [True, False], ids=["committed", "rolled-back"])
+def test_a_batch_whose_commit_answer_is_lost_is_applied_exactly_once(
+    store: PostgresStore, postgres_url: str, monkeypatch: pytest.MonkeyPatch, committed: bool
+):
+    real_commit = psycopg.Connection.commit
+    lost: list[bool] = []
+    names = [f"q{n}" for n in range(5)]
+
+    def commit_then_lose_the_answer(conn: psycopg.Connection[Any]) -> None:
+        if lost:
+            real_commit(conn)
+            return
+        lost.append(True)
+        if committed:
+            real_commit(conn)
+        else:
+            conn.rollback()
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    def arm(cur: Cursor) -> None:
+        monkeypatch.setattr(psycopg.Connection, "commit", commit_then_lose_the_answer)
+
+    # Armed by the batch's first function: the holder's COMMIT has returned by then, and the
+    # batch's is the one whose answer is lost.
+    outcomes = in_one_batch(store, [arm, *(audited_insert(store, name) for name in names)])
+    monkeypatch.undo()
+
+    assert lost == [True]
+    assert [kind for kind, _ in outcomes] == ["ok"] * (len(names) + 1)
+    assert queue_rows(postgres_url) == dict.fromkeys(names, True)
+    assert audit_counts(store) == dict.fromkeys(names, 1)
