@@ -21,6 +21,7 @@ from surefoot.observability import metrics
 from tests import postgres_support
 from tests.durability.support.checks import exactly_once
 from tests.durability.support.procs import wait_terminal, wait_until
+from tests.durability.support.scenarios import wait_inside_a_step
 
 postgres_server = postgres_support.postgres_server  # session fixture: the template database
 
@@ -51,29 +52,6 @@ def dying_worker_settings(lease_s: float) -> dict[str, str]:
         "SUREFOOT_HEARTBEAT_S": str(min(1.0, lease_s / 3)),
         "SUREFOOT_RECORD_IDEMPOTENT_STARTS": "true",
     }
-
-
-def wait_inside_a_step(app, run_ids: list[str]) -> dict[str, datetime]:
-    """Wait until every run is leased and inside a step; returns each lease's expiry."""
-
-    def all_inside_a_step() -> bool:
-        for run_id in run_ids:
-            run = app.store.get_run(run_id)
-            attempts = app.store.list_attempts(run_id)
-            if run is None or run.status is not RunStatus.RUNNING or run.lease_owner is None:
-                return False
-            if not any(a.outcome is AttemptOutcome.RUNNING for a in attempts):
-                return False
-        return True
-
-    wait_until(all_inside_a_step, timeout_s=20, what="every run to be inside a step")
-    expiries = {}
-    for run_id in run_ids:
-        run = app.store.get_run(run_id)
-        assert run is not None
-        assert run.lease_expires_at is not None
-        expiries[run_id] = run.lease_expires_at
-    return expiries
 
 
 def owners(app, run_ids: list[str]) -> set[str | None]:

@@ -11,7 +11,8 @@ import pytest
 import surefoot as sf
 from surefoot.domain.status import AttemptOutcome, RunStatus
 from tests.durability.support.checks import exactly_once
-from tests.durability.support.procs import wait_terminal, wait_until
+from tests.durability.support.procs import wait_terminal
+from tests.durability.support.scenarios import wait_inside_a_step
 
 LEASE_S = 3.0
 RUNS = 4
@@ -27,17 +28,7 @@ def test_unresponsive_workers_runs_are_taken_over_only_after_their_lease_expires
         settings={"SUREFOOT_LEASE_S": str(LEASE_S), "SUREFOOT_RECORD_IDEMPOTENT_STARTS": "true"}
     )
 
-    def all_inside_a_step() -> bool:
-        for run_id in run_ids:
-            run = app.store.get_run(run_id)
-            attempts = app.store.list_attempts(run_id)
-            if run is None or run.status is not RunStatus.RUNNING or run.lease_owner is None:
-                return False
-            if not any(a.outcome is AttemptOutcome.RUNNING for a in attempts):
-                return False
-        return True
-
-    wait_until(all_inside_a_step, timeout_s=10, what="every run to be inside a step")
+    wait_inside_a_step(app, run_ids, timeout_s=10)
     # Frozen, not dead: its process still exists, so nothing but the lease's expiry can
     # free its runs (a worker whose process is gone is taken over at once; see
     # test_dead_worker_takeover).

@@ -28,11 +28,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 from surefoot.domain import codec
-from surefoot.domain.breaker import Breaker, BreakerPolicy
+from surefoot.domain.breaker import Breaker
 from surefoot.domain.failures import DEFAULT_RULES, FailureClass, FailureFacts, classify
 from surefoot.domain.reconcile import CannotTell, Found, NotFound, ReconcileOutcome
 from surefoot.domain.records import AttemptRecord, AttemptResult, JournalEntry, ReviewItem
@@ -45,9 +44,10 @@ from surefoot.domain.status import (
     ReviewStatus,
     RunStatus,
 )
+from surefoot.engine.admission import AdmissionMixin
 from surefoot.engine.context import StepContext, current_step_var
 from surefoot.engine.definitions import DEFAULT_STEP_RETRY, StepDef
-from surefoot.engine.execution import Done, ExecutionBase, StopRun
+from surefoot.engine.execution import Done, StopRun
 from surefoot.engine.facts import error_json, extract_facts, interrupted_facts
 from surefoot.errors import (
     Parked,
@@ -55,7 +55,6 @@ from surefoot.errors import (
     StepFailedError,
     StepTimeoutError,
     Suspended,
-    WorkflowError,
 )
 from surefoot.observability import instrument, redaction
 from surefoot.store.base import Suspension
@@ -66,7 +65,6 @@ REVIEW_ACTIONS = {
     "ambiguous": ("happened", "retry", "abort"),
 }
 _ABSENT_DECISION = "reconcile: not found; retrying once"
-_INLINE_RATE_WAIT_S = 0.05  # shorter waits for a token are slept; longer ones unwind the run
 
 
 @dataclass
@@ -82,7 +80,7 @@ class Attempt:
     unwritten: bool  # the start is not committed yet (written with the end, or on failure)
 
 
-class StepMixin(ExecutionBase):
+class StepMixin(AdmissionMixin):
     # -- the attempt loop, sync and async (one implementation, two thin loops) -----------
     def call_step(self, step: StepDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         position = self.next_position()
@@ -231,14 +229,6 @@ class StepMixin(ExecutionBase):
             self.fenced(lambda: self.rt.store.begin_attempt(self.lease, plan.record))
             plan.unwritten = False
 
-    @property
-    def breaker_policy(self) -> BreakerPolicy:
-        settings = self.rt.settings
-        return BreakerPolicy(settings.breaker_failure_threshold, settings.breaker_cooldown_s)
-
-    def _idempotency_key(self, position: int) -> str:
-        return f"{self.run.run_id}:{position}"
-
     def _apply_decision(
         self, step: StepDef, position: int, review: ReviewItem, generation: list[AttemptRecord]
     ) -> Done | str | None:
@@ -316,55 +306,6 @@ class StepMixin(ExecutionBase):
             self.fenced(lambda: self.rt.store.commit_journal(self.lease, entry))
         self.history.journal[position] = entry
         return Done(decoded)
-
-    def _admit_breaker(self, step: StepDef, position: int) -> None:
-        key = step.breaker
-        if key is None:
-            return
-        owner = self._idempotency_key(position)
-        now = self.rt.clock()
-
-        def change(breaker: Breaker) -> tuple[Breaker, Breaker | None]:
-            if not breaker.admits(now, self.breaker_policy):
-                return breaker, breaker
-            if breaker.state.value != "closed":
-                return breaker.start_probe(owner, now), None
-            return breaker, None
-
-        blocked = self.fenced(lambda: self.rt.store.update_breaker(key, change, now))
-        if blocked is None:
-            return
-        reopens = blocked.reopens_at(self.breaker_policy) or now + timedelta(
-            seconds=self.breaker_policy.cooldown_s
-        )
-        if blocked.state.value == "half_open":
-            reopens = now + timedelta(seconds=min(5.0, self.breaker_policy.cooldown_s))
-        self.suspend(Suspension(RunStatus.WAITING, f"breaker:{step.breaker}", wake_at=reopens))
-        raise Suspended(self.run.run_id)
-
-    def _admit_rate_limit(self, step: StepDef) -> None:
-        """Take a token from the step's shared bucket; a short wait is slept here, a long
-        one unwinds the run until a token will be there (the run holds no thread)."""
-        if step.rate_limit is None:
-            return
-        limit = self.rt.rate_limits.get(step.rate_limit)
-        if limit is None:
-            raise WorkflowError(f"step {step.name}: rate limit {step.rate_limit!r} is not declared")
-        while True:
-            now = self.rt.clock()
-            wait = self.fenced(partial(self.rt.store.take_token, limit, now))
-            if wait <= 0:
-                return
-            if wait > _INLINE_RATE_WAIT_S:
-                self.suspend(
-                    Suspension(
-                        RunStatus.WAITING,
-                        f"rate:{limit.key}",
-                        wake_at=now + timedelta(seconds=wait),
-                    )
-                )
-                raise Suspended(self.run.run_id)
-            time.sleep(wait)
 
     @contextmanager
     def _step_scope(self, step: StepDef, plan: Attempt) -> Iterator[None]:

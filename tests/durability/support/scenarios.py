@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
 import surefoot as sf
 from surefoot.domain.records import RunRecord
-from tests.durability.support.procs import FLOWS_APP, Processes, wait_terminal
+from surefoot.domain.status import AttemptOutcome, RunStatus
+from tests.durability.support.procs import FLOWS_APP, Processes, wait_terminal, wait_until
 
 RUNS = 10
 FAILING = frozenset({3, 7})  # these runs fail at their last step and are compensated
@@ -50,3 +52,28 @@ def kill_and_recover(
         code = processes.stop(clean)
     assert code == 0, f"the clean worker exited with {code}\n{clean.tail()}"
     return runs
+
+
+def wait_inside_a_step(
+    app: sf.App, run_ids: list[str], *, timeout_s: float = 20
+) -> dict[str, datetime]:
+    """Wait until every run is leased and inside a step; returns each lease's expiry."""
+
+    def all_inside_a_step() -> bool:
+        for run_id in run_ids:
+            run = app.store.get_run(run_id)
+            attempts = app.store.list_attempts(run_id)
+            if run is None or run.status is not RunStatus.RUNNING or run.lease_owner is None:
+                return False
+            if not any(a.outcome is AttemptOutcome.RUNNING for a in attempts):
+                return False
+        return True
+
+    wait_until(all_inside_a_step, timeout_s=timeout_s, what="every run to be inside a step")
+    expiries = {}
+    for run_id in run_ids:
+        run = app.store.get_run(run_id)
+        assert run is not None
+        assert run.lease_expires_at is not None
+        expiries[run_id] = run.lease_expires_at
+    return expiries
