@@ -443,7 +443,8 @@ class StepMixin(AdmissionMixin):
             attempts_made=len(generation),
             elapsed_s=elapsed,
             retry_after_s=facts.retry_after_s,
-            instant=self.rt.settings.instant_retries,
+            instant=self.rt.settings.instant_retries
+            or (interrupted and _interruptions_in_a_row(generation) == 1),
         )
         outcome = AttemptOutcome.INTERRUPTED if interrupted else AttemptOutcome.FAILED
         result = AttemptResult(
@@ -746,3 +747,15 @@ async def _call_async(step: StepDef, plan: Attempt) -> Any:
         return await asyncio.wait_for(call, step.timeout_s)
     except TimeoutError:
         raise StepTimeoutError(f"step {step.name} ran longer than {step.timeout_s:g}s") from None
+
+
+def _interruptions_in_a_row(generation: list[AttemptRecord]) -> int:
+    """How many of the last attempts were interrupted. A worker that died is not a sign that
+    the step's dependency is failing: the first retry after it runs at once; a step that
+    keeps killing its workers backs off like any other failure."""
+    count = 0
+    for attempt in reversed(generation):
+        if attempt.outcome is not AttemptOutcome.INTERRUPTED:
+            break
+        count += 1
+    return count
