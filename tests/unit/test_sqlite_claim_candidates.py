@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from surefoot.store.sqlite import SQLiteStore
-from surefoot.store.sqlite.base import ts
 from surefoot.store.sqlite.leases import LeasesMixin
+from surefoot.store.sqlite.values import ts
 from tests.contract.support import ACTOR, T0, new_run
 
 QUEUES = ["default", "erp", "mail", "slow"]

@@ -40,7 +40,7 @@ from surefoot.domain.stats import (
     ReviewStats,
     WorkerBeat,
 )
-from surefoot.domain.status import AttemptKind, ReviewStatus, RunStatus
+from surefoot.domain.status import AttemptKind, AttemptOutcome, ReviewStatus, RunStatus
 from surefoot.store.migrations import load_migrations
 
 T = TypeVar("T")
@@ -78,6 +78,24 @@ class RunEnd:
     output: str | None = None
     error: str | None = None
     dead_letter: DeadLetter | None = None
+
+
+def attempt_end_columns(
+    ended: tuple[AttemptResult, datetime] | None,
+) -> tuple[str, str | None, str | None, str | None, str | None, str | None]:
+    """An attempt row's outcome, failure_class, rule, route, decision and error: as it
+    ``ended`` (result, time), or ``running`` with none of them yet."""
+    if ended is None:
+        return (AttemptOutcome.RUNNING.value, None, None, None, None, None)
+    result = ended[0]
+    return (
+        result.outcome.value,
+        result.failure_class.value if result.failure_class else None,
+        result.rule,
+        result.route,
+        result.decision,
+        result.error,
+    )
 
 
 class Store(Protocol):

@@ -17,7 +17,7 @@ from surefoot.domain.records import (
     ReviewItem,
 )
 from surefoot.domain.status import AttemptKind, JournalKind, JournalStatus, RunStatus
-from surefoot.store.base import RunEnd, Suspension
+from surefoot.store.base import RunEnd, Suspension, attempt_end_columns
 from surefoot.store.postgres import rows
 from surefoot.store.postgres.base import Cursor, dumps_json, iso, ts
 from surefoot.store.postgres.leases import LeaseMixin, actor_of
@@ -44,16 +44,10 @@ class ExecutionMixin(LeaseMixin):
         def txn(cur: Cursor) -> None:
             row = self._fence_txn(cur, lease)
             correlation_id = row["correlation_id"]
-            self._begin_attempt_txn(cur, lease, attempt, correlation_id)
-            self._finish_attempt_txn(
-                cur,
-                lease,
-                attempt.position,
-                attempt.kind,
-                attempt.attempt,
-                result,
-                now,
-                correlation_id,
+            # One row, written as it ended; both audit entries, each at its own time.
+            self._begin_attempt_txn(cur, lease, attempt, correlation_id, ended=(result, now))
+            self._audit_attempt_finished_txn(
+                cur, lease, attempt.position, attempt.attempt, result, now, correlation_id
             )
             if journal is not None:
                 self._upsert_journal_txn(cur, journal)
@@ -61,13 +55,21 @@ class ExecutionMixin(LeaseMixin):
         self._write(txn)
 
     def _begin_attempt_txn(
-        self, cur: Cursor, lease: Lease, attempt: AttemptRecord, correlation_id: str | None
+        self,
+        cur: Cursor,
+        lease: Lease,
+        attempt: AttemptRecord,
+        correlation_id: str | None,
+        *,
+        ended: tuple[AttemptResult, datetime] | None = None,
     ) -> None:
+        """Insert the attempt's row: ``running``, or as it ``ended`` (result, time)."""
         self._later_txn(
             cur,
             "INSERT INTO attempts (run_id, position, kind, attempt, generation, step,"
-            " idempotency_key, inputs, outcome, worker_id, started_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'running', %s, %s)",
+            " idempotency_key, inputs, outcome, failure_class, rule, route, decision, error,"
+            " worker_id, started_at, finished_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 attempt.run_id,
                 attempt.position,
@@ -77,8 +79,10 @@ class ExecutionMixin(LeaseMixin):
                 attempt.step,
                 attempt.idempotency_key,
                 attempt.inputs,
+                *attempt_end_columns(ended),
                 attempt.worker_id,
                 ts(attempt.started_at),
+                ts(ended[1]) if ended else None,
             ),
         )
         self._audit_txn(
@@ -151,6 +155,18 @@ class ExecutionMixin(LeaseMixin):
                 attempt,
             ),
         )
+        self._audit_attempt_finished_txn(cur, lease, position, attempt, result, now, correlation_id)
+
+    def _audit_attempt_finished_txn(
+        self,
+        cur: Cursor,
+        lease: Lease,
+        position: int,
+        attempt: int,
+        result: AttemptResult,
+        now: datetime,
+        correlation_id: str | None,
+    ) -> None:
         after: dict[str, str | None] = {"outcome": result.outcome.value}
         if result.failure_class is not None:
             after |= {

@@ -212,23 +212,29 @@ class IntakeMixin(PostgresBase):
 
     @staticmethod
     def _history_txn(cur: Cursor, run_id: str) -> History:
-        history = History()
-        # Three reads in one round trip: sent pipelined, fetched after the sync.
+        return IntakeMixin._histories_txn(cur, [run_id])[run_id]
+
+    @staticmethod
+    def _histories_txn(cur: Cursor, run_ids: Sequence[str]) -> dict[str, History]:
+        """The histories of these runs: three reads in one round trip, sent pipelined and
+        fetched after the sync, however many runs."""
+        histories = {run_id: History() for run_id in run_ids}
+        ids = list(run_ids)
         conn = cur.connection
         with (
             conn.cursor(row_factory=dict_row) as attempts,
             conn.cursor(row_factory=dict_row) as reviews,
         ):
             with conn.pipeline():
-                cur.execute("SELECT * FROM journal WHERE run_id = %s", (run_id,))
+                cur.execute("SELECT * FROM journal WHERE run_id = ANY(%s)", (ids,))
                 attempts.execute(
-                    "SELECT * FROM attempts WHERE run_id = %s AND kind = 'step'"
-                    " ORDER BY position, attempt",
-                    (run_id,),
+                    "SELECT * FROM attempts WHERE run_id = ANY(%s) AND kind = 'step'"
+                    " ORDER BY run_id, position, attempt",
+                    (ids,),
                 )
                 reviews.execute(
-                    "SELECT * FROM review_items WHERE run_id = %s ORDER BY created_at",
-                    (run_id,),
+                    "SELECT * FROM review_items WHERE run_id = ANY(%s) ORDER BY run_id, created_at",
+                    (ids,),
                 )
             journal, attempt_rows, review_rows = (
                 cur.fetchall(),
@@ -236,13 +242,14 @@ class IntakeMixin(PostgresBase):
                 reviews.fetchall(),
             )
         for row in journal:
-            history.journal[row["position"]] = rows.journal_from_row(row)
+            histories[row["run_id"]].journal[row["position"]] = rows.journal_from_row(row)
         for row in attempt_rows:
+            history = histories[row["run_id"]]
             history.attempts.setdefault(row["position"], []).append(rows.attempt_from_row(row))
         for row in review_rows:
             item = rows.review_from_row(row)
-            history.reviews.setdefault(item.position, []).append(item)
-        return history
+            histories[item.run_id].reviews.setdefault(item.position, []).append(item)
+        return histories
 
     def list_attempts(self, run_id: str) -> list[AttemptRecord]:
         return self._read(

@@ -234,60 +234,66 @@ class LeaseMixin(IntakeMixin):
 
         def txn(cur: Cursor) -> list[ClaimedRun]:
             found = candidates(cur)
-            expires = ts(now + timedelta(seconds=lease_s))
+            if not found:
+                return []
+            # A few statements for the whole claim, however many runs it takes: the
+            # leases, the attempts their previous workers left open, and their histories.
+            befores = [rows.run_from_row(row) for row in found]
+            ids = [before.run_id for before in befores]
+            updated = {
+                row["run_id"]: row
+                for row in cur.execute(
+                    "UPDATE runs SET status = CASE WHEN status = 'compensating'"
+                    " THEN 'compensating' ELSE 'running' END, lease_owner = %s,"
+                    " lease_epoch = lease_epoch + 1, lease_expires_at = %s,"
+                    " deliveries = deliveries + 1, wait_reason = NULL, wake_at = NULL,"
+                    " waiting_for = NULL, updated_at = %s WHERE run_id = ANY(%s)"
+                    " RETURNING *, pg_current_xact_id()::text AS surefoot_xid",
+                    (worker_id, ts(now + timedelta(seconds=lease_s)), ts(now), ids),
+                ).fetchall()
+            }
+            self._note_xid_txn(cur, next(iter(updated.values()))["surefoot_xid"])
+            taken_over = {
+                before.run_id: (
+                    f"worker {before.lease_owner} stopped before finishing (its lease "
+                    f"expired at {_iso_or_none(before.lease_expires_at)})"
+                )
+                for before in befores
+                if before.status in (RunStatus.RUNNING, RunStatus.COMPENSATING)
+            }
+            interrupted = self._interrupt_attempts_of_txn(cur, taken_over, now)
+            histories = self._histories_txn(cur, ids)
             claimed: list[ClaimedRun] = []
-            for row in found:
-                before = rows.run_from_row(row)
-                taken_over = before.status in (RunStatus.RUNNING, RunStatus.COMPENSATING)
-                status = (
-                    RunStatus.COMPENSATING
-                    if before.status is RunStatus.COMPENSATING
-                    else RunStatus.RUNNING
-                )
-                updated = one(
-                    cur.execute(
-                        "UPDATE runs SET status = %s, lease_owner = %s,"
-                        " lease_epoch = lease_epoch + 1, lease_expires_at = %s,"
-                        " deliveries = deliveries + 1, wait_reason = NULL, wake_at = NULL,"
-                        " waiting_for = NULL, updated_at = %s WHERE run_id = %s"
-                        " RETURNING *, pg_current_xact_id()::text AS surefoot_xid",
-                        (status.value, worker_id, expires, ts(now), before.run_id),
-                    )
-                )
-                self._note_xid_txn(cur, updated["surefoot_xid"])
-                interrupted = (
-                    self._interrupt_open_attempts_txn(
-                        cur,
-                        before.run_id,
-                        now,
-                        f"worker {before.lease_owner} stopped before finishing (its lease "
-                        f"expired at {_iso_or_none(before.lease_expires_at)})",
-                        worker_id,
-                    )
-                    if taken_over
-                    else ()
+            for before in befores:
+                run = rows.run_from_row(updated[before.run_id])
+                self._audit_interrupted_txn(
+                    cur,
+                    interrupted.get(run.run_id, ()),
+                    taken_over.get(run.run_id, ""),
+                    before.correlation_id,
+                    now,
+                    worker_id,
                 )
                 self._audit_txn(
                     cur,
                     AuditRecord(
                         actor_of(worker_id),
-                        "run.taken_over" if taken_over else "run.claimed",
+                        "run.taken_over" if run.run_id in taken_over else "run.claimed",
                         "run",
-                        before.run_id,
+                        run.run_id,
                         {"status": before.status.value, "lease_owner": before.lease_owner},
-                        {"status": status.value, "lease_owner": worker_id},
+                        {"status": run.status.value, "lease_owner": worker_id},
                         correlation_id=before.correlation_id,
                     ),
                     now,
                 )
-                run = rows.run_from_row(updated)
                 claimed.append(
                     ClaimedRun(
                         run,
                         Lease(run.run_id, worker_id, run.lease_epoch),
-                        self._history_txn(cur, run.run_id),
-                        interrupted,
-                        taken_over,
+                        histories[run.run_id],
+                        interrupted.get(run.run_id, ()),
+                        run.run_id in taken_over,
                     )
                 )
             return claimed
@@ -297,45 +303,61 @@ class LeaseMixin(IntakeMixin):
     def _interrupt_open_attempts_txn(
         self, cur: Cursor, run_id: str, now: datetime, why: str, worker_id: str
     ) -> tuple[AttemptRecord, ...]:
-        open_rows = cur.execute(
-            "SELECT * FROM attempts WHERE run_id = %s AND outcome = 'running'"
-            " ORDER BY position, kind, attempt",
-            (run_id,),
-        ).fetchall()
-        error = dumps_json({"type": "surefoot.Interrupted", "message": why})
-        correlation = (
-            cur.execute("SELECT correlation_id FROM runs WHERE run_id = %s", (run_id,)).fetchone()
-            if open_rows
-            else None
-        )
-        for row in open_rows:
-            cur.execute(
-                "UPDATE attempts SET outcome = 'interrupted', error = %s, finished_at = %s"
-                " WHERE run_id = %s AND position = %s AND kind = %s AND attempt = %s",
-                (error, ts(now), run_id, row["position"], row["kind"], row["attempt"]),
-            )
+        interrupted = self._interrupt_attempts_of_txn(cur, {run_id: why}, now).get(run_id, ())
+        if interrupted:
+            correlation = one(
+                cur.execute("SELECT correlation_id FROM runs WHERE run_id = %s", (run_id,))
+            )["correlation_id"]
+            self._audit_interrupted_txn(cur, interrupted, why, correlation, now, worker_id)
+        return interrupted
+
+    @staticmethod
+    def _interrupt_attempts_of_txn(
+        cur: Cursor, whys: Mapping[str, str], now: datetime
+    ) -> dict[str, tuple[AttemptRecord, ...]]:
+        """Mark the attempts still ``running`` of these runs ``interrupted``, each run's
+        with its reason, in one statement; returns them by run, in attempt order."""
+        if not whys:
+            return {}
+        ids = list(whys)
+        errors = [dumps_json({"type": "surefoot.Interrupted", "message": whys[i]}) for i in ids]
+        found: dict[str, list[AttemptRecord]] = {}
+        for row in cur.execute(
+            "UPDATE attempts AS a SET outcome = 'interrupted', error = w.error,"
+            " finished_at = %s FROM unnest(%s::text[], %s::text[]) AS w (run_id, error)"
+            " WHERE a.run_id = w.run_id AND a.outcome = 'running' RETURNING a.*",
+            (ts(now), ids, errors),
+        ).fetchall():
+            found.setdefault(row["run_id"], []).append(rows.attempt_from_row(row))
+        return {
+            run_id: tuple(sorted(records, key=lambda r: (r.position, r.kind.value, r.attempt)))
+            for run_id, records in found.items()
+        }
+
+    def _audit_interrupted_txn(
+        self,
+        cur: Cursor,
+        interrupted: Sequence[AttemptRecord],
+        why: str,
+        correlation_id: str | None,
+        now: datetime,
+        worker_id: str,
+    ) -> None:
+        for attempt in interrupted:
             self._audit_txn(
                 cur,
                 AuditRecord(
                     actor_of(worker_id),
                     "attempt.interrupted",
                     "attempt",
-                    f"{run_id}/{row['position']}/{row['attempt']}",
+                    f"{attempt.run_id}/{attempt.position}/{attempt.attempt}",
                     {"outcome": "running"},
                     {"outcome": "interrupted"},
                     reason=why,
-                    correlation_id=correlation["correlation_id"] if correlation else None,
+                    correlation_id=correlation_id,
                 ),
                 now,
             )
-        return tuple(
-            rows.attempt_from_row(r)
-            for r in cur.execute(
-                "SELECT * FROM attempts WHERE run_id = %s AND outcome = 'interrupted'"
-                " AND finished_at = %s",
-                (run_id, ts(now)),
-            )
-        )
 
     def heartbeat(
         self, worker_id: str, leases: Sequence[Lease], lease_s: float, now: datetime

@@ -14,7 +14,8 @@ from datetime import datetime
 from surefoot.domain.access import ApiTokenRecord, Role, UserRecord, WebSessionRecord
 from surefoot.domain.records import AuditRecord
 from surefoot.errors import TokenNotFoundError, UserExistsError, UserNotFoundError
-from surefoot.store.sqlite.base import SQLiteBase, dt, dt_required, ts
+from surefoot.store.sqlite.base import SQLiteBase
+from surefoot.store.sqlite.values import dt, dt_required, ts
 
 
 def _user(row: sqlite3.Row) -> UserRecord:

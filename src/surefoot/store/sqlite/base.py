@@ -11,7 +11,6 @@ neighbouring worker is never a workflow failure.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import sqlite3
@@ -21,10 +20,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import unquote, urlsplit
 
-from surefoot.domain.audit import GENESIS, entry_hash
 from surefoot.domain.records import AuditRecord, Lease
 from surefoot.errors import (
     LeaseLostError,
@@ -36,7 +34,9 @@ from surefoot.errors import (
 )
 from surefoot.store.base import SCHEMA_VERSION
 from surefoot.store.migrations import SCHEMA_TABLE_DDL, load_migrations
+from surefoot.store.sqlite.audit_chain import AuditAppender
 from surefoot.store.sqlite.group_commit import GroupCommitter
+from surefoot.store.sqlite.values import ts
 from surefoot.store.sqlite.watch import ChangeWatcher
 
 T = TypeVar("T")
@@ -62,26 +62,6 @@ def sqlite_path(url: str) -> Path:
             "crash; give a file path such as sqlite:///surefoot.db"
         )
     return Path(raw)
-
-
-def ts(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to the store; Surefoot uses aware UTC")
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def dt(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
-
-
-def dt_required(value: str) -> datetime:
-    return datetime.fromisoformat(value)
-
-
-def dumps_json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"), default=str)
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -114,8 +94,10 @@ class SQLiteBase:
             self._conn()
         except sqlite3.Error as exc:
             raise StoreUnavailableError(f"cannot open {url}: {exc}") from exc
+        self._audit = AuditAppender()
         self._committer = GroupCommitter(
             self._open_connection,
+            hooks=self._audit,
             name=self.path.name,
             is_busy=_is_busy,
             busy_deadline_s=MAX_BUSY_RETRY_S,
@@ -311,49 +293,10 @@ class SQLiteBase:
         result: sqlite3.Row = row
         return result
 
-    @staticmethod
-    def _audit_txn(cur: sqlite3.Cursor, record: AuditRecord, now: datetime) -> None:
-        head = cur.execute("SELECT seq, hash FROM audit_head WHERE only_row = 1").fetchone()
-        prev_seq, prev_hash = (head[0], head[1]) if head else (0, GENESIS)
-        seq = prev_seq + 1
+    def _audit_txn(self, cur: sqlite3.Cursor, record: AuditRecord, now: datetime) -> None:
         at = ts(now)
         assert at is not None
-        digest = entry_hash(
-            prev_hash,
-            seq=seq,
-            at=at,
-            actor=record.actor,
-            action=record.action,
-            entity=record.entity,
-            entity_id=record.entity_id,
-            before=record.before,
-            after=record.after,
-            reason=record.reason,
-            correlation_id=record.correlation_id,
-        )
-        cur.execute(
-            "INSERT INTO audit_log (seq, at, actor, action, entity, entity_id, before, after,"
-            " reason, correlation_id, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                seq,
-                at,
-                record.actor,
-                record.action,
-                record.entity,
-                record.entity_id,
-                dumps_json(record.before),
-                dumps_json(record.after),
-                record.reason,
-                record.correlation_id,
-                prev_hash,
-                digest,
-            ),
-        )
-        cur.execute(
-            "INSERT INTO audit_head (only_row, seq, hash) VALUES (1, ?, ?) "
-            "ON CONFLICT (only_row) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-            (seq, digest),
-        )
+        self._audit.append(cur, record, at)
 
 
 def _statements(sql: str) -> list[str]:

@@ -26,10 +26,10 @@ from surefoot.domain.status import (
     JournalStatus,
     RunStatus,
 )
-from surefoot.store.base import RunEnd, Suspension
+from surefoot.store.base import RunEnd, Suspension, attempt_end_columns
 from surefoot.store.sqlite import rows
-from surefoot.store.sqlite.base import dt_required, dumps_json, ts
 from surefoot.store.sqlite.leases import LeasesMixin, actor_of
+from surefoot.store.sqlite.values import dt_required, dumps_json, ts
 
 T = TypeVar("T")
 
@@ -55,16 +55,10 @@ class ExecutionMixin(LeasesMixin):
         def txn(cur: sqlite3.Cursor) -> None:
             row = self._fence_txn(cur, lease)
             correlation_id = row["correlation_id"]
-            self._begin_attempt_txn(cur, lease, attempt, correlation_id)
-            self._finish_attempt_txn(
-                cur,
-                lease,
-                attempt.position,
-                attempt.kind,
-                attempt.attempt,
-                result,
-                now,
-                correlation_id,
+            # One row, written as it ended; both audit entries, each at its own time.
+            self._begin_attempt_txn(cur, lease, attempt, correlation_id, ended=(result, now))
+            self._audit_attempt_finished_txn(
+                cur, lease, attempt.position, attempt.attempt, result, now, correlation_id
             )
             if journal is not None:
                 self._upsert_journal_txn(cur, journal)
@@ -72,12 +66,20 @@ class ExecutionMixin(LeasesMixin):
         self._write(txn)
 
     def _begin_attempt_txn(
-        self, cur: sqlite3.Cursor, lease: Lease, attempt: AttemptRecord, correlation_id: str | None
+        self,
+        cur: sqlite3.Cursor,
+        lease: Lease,
+        attempt: AttemptRecord,
+        correlation_id: str | None,
+        *,
+        ended: tuple[AttemptResult, datetime] | None = None,
     ) -> None:
+        """Insert the attempt's row: ``running``, or as it ``ended`` (result, time)."""
         cur.execute(
             "INSERT INTO attempts (run_id, position, kind, attempt, generation, step,"
-            " idempotency_key, inputs, outcome, worker_id, started_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+            " idempotency_key, inputs, outcome, failure_class, rule, route, decision, error,"
+            " worker_id, started_at, finished_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 attempt.run_id,
                 attempt.position,
@@ -87,8 +89,10 @@ class ExecutionMixin(LeasesMixin):
                 attempt.step,
                 attempt.idempotency_key,
                 attempt.inputs,
+                *attempt_end_columns(ended),
                 attempt.worker_id,
                 ts(attempt.started_at),
+                ts(ended[1]) if ended else None,
             ),
         )
         self._audit_txn(
@@ -160,6 +164,18 @@ class ExecutionMixin(LeasesMixin):
                 attempt,
             ),
         )
+        self._audit_attempt_finished_txn(cur, lease, position, attempt, result, now, correlation_id)
+
+    def _audit_attempt_finished_txn(
+        self,
+        cur: sqlite3.Cursor,
+        lease: Lease,
+        position: int,
+        attempt: int,
+        result: AttemptResult,
+        now: datetime,
+        correlation_id: str | None,
+    ) -> None:
         after: dict[str, str | None] = {"outcome": result.outcome.value}
         if result.failure_class is not None:
             after |= {

@@ -13,7 +13,10 @@ commits on its own thread with no hand-off, and a busy process still shares comm
   savepoint alone; the others in the batch are unaffected;
 * no caller is released before the COMMIT that holds its work has returned, so nothing is
   acknowledged before it is durable;
-* if the COMMIT itself fails, every caller of the batch gets the error.
+* if the COMMIT itself fails, every caller of the batch gets the error;
+* what a batch keeps in memory between its items (the audit chain's head: see
+  ``audit_chain``) follows the batch through ``BatchHooks``: it is forgotten when a
+  transaction begins, taken back with an item's savepoint, and written before the COMMIT.
 
 The writing connection also tells whether *another* connection (another process) has
 committed since it last looked: ``PRAGMA data_version`` changes only for commits made
@@ -30,7 +33,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from surefoot.errors import StoreError
 
@@ -38,6 +41,22 @@ T = TypeVar("T")
 
 MAX_BATCH = 64
 CLOSE_TIMEOUT_S = 10.0
+
+
+class BatchHooks(Protocol):
+    """What the group committer tells a participant about the batch it is writing."""
+
+    def begin(self) -> None:
+        """A new write transaction has begun (a retried batch begins again)."""
+
+    def mark(self) -> object:
+        """Before an item runs: a token to go back to if the item is rolled back."""
+
+    def rollback_to(self, mark: object) -> None:
+        """The item that followed ``mark`` was rolled back to its savepoint."""
+
+    def before_commit(self, cur: sqlite3.Cursor) -> None:
+        """Every item has run; write what was kept in memory before the COMMIT."""
 
 
 @dataclass
@@ -56,8 +75,10 @@ class GroupCommitter:
         name: str,
         is_busy: Callable[[sqlite3.OperationalError], bool],
         busy_deadline_s: float,
+        hooks: BatchHooks | None = None,
     ) -> None:
         self.name = name  # the database file's name, for messages
+        self._hooks: BatchHooks = hooks if hooks is not None else _NoHooks()
         self._connect = connect
         self._is_busy = is_busy
         self._busy_deadline_s = busy_deadline_s
@@ -162,10 +183,13 @@ class GroupCommitter:
             delay = min(delay * 2, 0.5)
 
     def _attempt(self, conn: sqlite3.Connection, batch: list[_Work[Any]]) -> None:
+        hooks = self._hooks
         cur = conn.cursor()
         cur.execute("BEGIN IMMEDIATE")
+        hooks.begin()
         for work in batch:
             work.result, work.error = None, None
+            mark = hooks.mark()
             cur.execute("SAVEPOINT surefoot_op")
             try:
                 work.result = work.fn(cur)
@@ -173,12 +197,29 @@ class GroupCommitter:
                 if self._is_busy(exc):
                     raise  # the lock was lost: the whole batch is retried
                 cur.execute("ROLLBACK TO surefoot_op")
+                hooks.rollback_to(mark)
                 work.error = StoreError(str(exc))
                 work.error.__cause__ = exc
             except Exception as exc:  # noqa: BLE001 - this caller's own failure
                 cur.execute("ROLLBACK TO surefoot_op")
+                hooks.rollback_to(mark)
                 work.error = StoreError(str(exc)) if isinstance(exc, sqlite3.Error) else exc
                 if work.error is not exc:
                     work.error.__cause__ = exc
             cur.execute("RELEASE surefoot_op")
+        hooks.before_commit(cur)
         conn.commit()
+
+
+class _NoHooks:
+    def begin(self) -> None:
+        pass
+
+    def mark(self) -> object:
+        return None
+
+    def rollback_to(self, mark: object) -> None:
+        pass
+
+    def before_commit(self, cur: sqlite3.Cursor) -> None:
+        pass

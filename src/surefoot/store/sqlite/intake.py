@@ -27,7 +27,8 @@ from surefoot.errors import (
     RunNotFoundError,
 )
 from surefoot.store.sqlite import rows
-from surefoot.store.sqlite.base import SQLiteBase, ts
+from surefoot.store.sqlite.base import SQLiteBase
+from surefoot.store.sqlite.values import ts
 
 T = TypeVar("T")
 

@@ -19,8 +19,8 @@ from surefoot.domain.status import (
 )
 from surefoot.store.base import ClaimedRun
 from surefoot.store.sqlite import rows
-from surefoot.store.sqlite.base import dumps_json, ts
 from surefoot.store.sqlite.intake import IntakeMixin
+from surefoot.store.sqlite.values import dumps_json, ts
 
 T = TypeVar("T")
 

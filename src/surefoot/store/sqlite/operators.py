@@ -22,8 +22,8 @@ from surefoot.errors import (
     RunNotFoundError,
 )
 from surefoot.store.sqlite import rows
-from surefoot.store.sqlite.base import ts
 from surefoot.store.sqlite.execution import ExecutionMixin
+from surefoot.store.sqlite.values import ts
 
 # A run "has" a failure class when its dead-letter entry or its latest failed attempt has it.
 _FAILURE_CLASS_CLAUSE = (

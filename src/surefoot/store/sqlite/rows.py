@@ -25,7 +25,7 @@ from surefoot.domain.status import (
     ReviewStatus,
     RunStatus,
 )
-from surefoot.store.sqlite.base import dt, dt_required
+from surefoot.store.sqlite.values import dt, dt_required
 
 
 def run_from_row(row: sqlite3.Row) -> RunRecord:

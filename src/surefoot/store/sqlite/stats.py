@@ -15,7 +15,8 @@ from surefoot.domain.stats import (
     WorkerBeat,
     alert_audit_record,
 )
-from surefoot.store.sqlite.base import SQLiteBase, dt, dt_required, ts
+from surefoot.store.sqlite.base import SQLiteBase
+from surefoot.store.sqlite.values import dt, dt_required, ts
 
 
 class StatsMixin(SQLiteBase):

@@ -1,0 +1,163 @@
+"""The audit chain's head is carried in memory through a write batch on SQLite, and the
+chain stays whole however the batch goes: items rolled back to their savepoints, a
+batch retried after losing the lock, and a batch whose COMMIT fails."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from surefoot.domain.audit import verify_chain
+from surefoot.domain.records import AuditRecord
+from surefoot.errors import StoreError
+from surefoot.store.sqlite import SQLiteStore
+from surefoot.store.sqlite.audit_chain import AuditAppender
+
+
+class RefusedError(Exception):
+    pass
+
+
+class ForgetfulAppender(AuditAppender):
+    """Negative control: does not take the head back when an item is rolled back."""
+
+    def rollback_to(self, mark: object) -> None:
+        pass
+
+
+def open_store(path: Path, appender: AuditAppender | None = None) -> SQLiteStore:
+    store = SQLiteStore(f"sqlite:///{path}")
+    if appender is not None:  # swapped before the first write batch
+        store._audit = appender
+        store._committer._hooks = appender
+    return store
+
+
+def record(name: str) -> AuditRecord:
+    return AuditRecord("test", "test.write", "thing", name, None, {"name": name})
+
+
+def audited_write(store: SQLiteStore, name: str, *, entries: int, fail: bool) -> None:
+    def txn(cur: sqlite3.Cursor) -> None:
+        for n in range(entries):
+            store._audit_txn(cur, record(f"{name}.{n}"), datetime.now(UTC))
+        if fail:
+            raise RefusedError(name)
+
+    store._write(txn)
+
+
+def chain_problems(store: SQLiteStore) -> list[str]:
+    entries = store.audit_entries(after_seq=0, limit=10_000)
+    head = store.audit_head()
+    problems = verify_chain(
+        entries, head_seq=head[0] if head else None, head_hash=head[1] if head else None
+    )
+    return [problem.problem for problem in problems]
+
+
+def one_batch_with_failures(store: SQLiteStore) -> dict[str, object]:
+    """Writes that go in one batch (they queue behind a slow one), every third refused
+    after appending its entries."""
+    outcomes: dict[str, object] = {}
+
+    def slow(cur: sqlite3.Cursor) -> None:
+        store._audit_txn(cur, record("slow"), datetime.now(UTC))
+        time.sleep(0.2)  # the others queue up meanwhile
+
+    def write(name: str, fail: bool) -> None:
+        try:
+            audited_write(store, name, entries=2, fail=fail)
+            outcomes[name] = "ok"
+        except RefusedError as exc:
+            outcomes[name] = exc
+
+    opener = threading.Thread(target=lambda: store._write(slow))
+    opener.start()
+    time.sleep(0.05)
+    threads = [threading.Thread(target=write, args=(f"w{i}", i % 3 == 1)) for i in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in [opener, *threads]:
+        thread.join(10)
+    return outcomes
+
+
+def test_items_rolled_back_in_a_batch_leave_the_chain_whole(tmp_path: Path):
+    store = open_store(tmp_path / "a.db")
+    try:
+        outcomes = one_batch_with_failures(store)
+        assert sum(1 for o in outcomes.values() if isinstance(o, RefusedError)) == 4
+        assert chain_problems(store) == []
+        written = {e.entity_id for e in store.audit_entries(after_seq=0, limit=1000)}
+        kept = {name for name, outcome in outcomes.items() if outcome == "ok"}
+        assert {n.split(".")[0] for n in written if n != "slow"} == kept
+        head = store.audit_head()
+        assert head is not None
+        assert head[0] == 1 + 2 * len(kept)  # and chain_problems checked its hash
+    finally:
+        store.close()
+
+
+def test_check_catches_a_head_not_taken_back_with_a_rolled_back_item(tmp_path: Path):
+    # Negative control: the same batch, with an appender that forgets to take the head
+    # back, leaves holes in the chain, which the check above must see.
+    store = open_store(tmp_path / "b.db", ForgetfulAppender())
+    try:
+        one_batch_with_failures(store)
+        assert chain_problems(store) != []
+    finally:
+        store.close()
+
+
+def test_a_batch_retried_after_losing_the_lock_reads_the_head_again(tmp_path: Path):
+    store = open_store(tmp_path / "c.db")
+    calls = 0
+
+    def loses_the_lock_once(cur: sqlite3.Cursor) -> None:
+        nonlocal calls
+        calls += 1
+        for n in range(3):
+            store._audit_txn(cur, record(f"after.{n}"), datetime.now(UTC))
+        if calls == 1:  # as SQLite reports a lock lost mid-transaction: all is retried
+            raise sqlite3.OperationalError("database is locked")
+
+    try:
+        audited_write(store, "before", entries=1, fail=False)
+        store._write(loses_the_lock_once)
+        assert calls == 2
+        assert chain_problems(store) == []
+        head = store.audit_head()
+        assert head is not None
+        assert head[0] == 4
+    finally:
+        store.close()
+
+
+def test_a_failed_commit_leaves_no_head_behind_for_the_next_batch(tmp_path: Path):
+    store = open_store(tmp_path / "d.db")
+    try:
+        audited_write(store, "first", entries=1, fail=False)
+        real_commit = store._committer._hooks.before_commit
+
+        def failing_before_commit(cur: sqlite3.Cursor) -> None:
+            real_commit(cur)
+            raise sqlite3.OperationalError("disk I/O error")
+
+        store._committer._hooks.before_commit = failing_before_commit  # type: ignore[method-assign]
+        with pytest.raises(StoreError, match="disk I/O error"):
+            audited_write(store, "lost", entries=2, fail=False)
+        store._committer._hooks.before_commit = real_commit  # type: ignore[method-assign]
+        audited_write(store, "next", entries=1, fail=False)
+        assert chain_problems(store) == []
+        assert [e.entity_id for e in store.audit_entries(after_seq=0, limit=10)] == [
+            "first.0",
+            "next.0",
+        ]
+    finally:
+        store.close()
