@@ -75,6 +75,8 @@ class App:
         self._runtime: Runtime | None = None
         self._lock = threading.Lock()
         self._finished = threading.Condition()
+        self._changes = 0  # counts what wakes wait_for_change, under _finished
+        self._unwatch: Callable[[], None] | None = None  # the store-change subscription
         self._wakers: list[Callable[[], None]] = []
 
     # -- the store and the runtime --------------------------------------------------------
@@ -110,19 +112,43 @@ class App:
 
     def close(self) -> None:
         with self._lock:
+            unwatch, self._unwatch = self._unwatch, None
+            if unwatch is not None:
+                unwatch()
             if self._store is not None:
                 self._store.close()
             self._store = None
             self._runtime = None
 
-    def _notify(self, _run_id: str) -> None:
+    def _notify(self, _run_id: str | None = None) -> None:
         with self._finished:
+            self._changes += 1
             self._finished.notify_all()
 
-    def wait_for_change(self, timeout_s: float) -> None:
-        """Block until a local worker finishes an execution, or the timeout passes."""
+    def changes(self) -> int:
+        """A counter that ``wait_for_change`` waits to move; read it before looking at
+        the store, so that a change made meanwhile is not slept through."""
         with self._finished:
-            self._finished.wait(timeout_s)
+            return self._changes
+
+    def wait_for_change(self, timeout_s: float, since: int | None = None) -> None:
+        """Block until a local worker finishes an execution, or another process commits
+        to a store whose changes are watched (``watch_store_changes``), or the timeout
+        passes. With ``since`` (from ``changes``), return at once if one came since."""
+        with self._finished:
+            if since is None or self._changes == since:
+                self._finished.wait(timeout_s)
+
+    def watch_store_changes(self) -> bool:
+        """Have ``wait_for_change`` also woken by what other processes commit, where the
+        store can tell (SQLite); whether it can. The subscription lasts until ``close``."""
+        store = self.store
+        with self._lock:
+            if self._unwatch is None:
+                self._unwatch = store.subscribe_changes(self._notify)
+                if self._unwatch is None:
+                    self._unwatch = _unwatched
+            return self._unwatch is not _unwatched
 
     def has_local_workers(self) -> bool:
         """Whether a worker runs in this process (its finishes wake ``wait_for_change``)."""
@@ -460,3 +486,7 @@ def _step_wrapper(definition: StepDef) -> Callable[..., Any]:
         return current_execution(definition.name).call_step(definition, args, kwargs)
 
     return wrapper
+
+
+def _unwatched() -> None:
+    """The store cannot tell what other processes commit: nothing to stop."""

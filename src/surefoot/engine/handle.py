@@ -49,13 +49,15 @@ class RunHandle:
         ``RunCancelledError``, or ``ResultTimeoutError`` after ``timeout`` seconds.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        # A worker of this process wakes the wait below when it ends an execution, so
-        # polling only backs that up (from 2 ms). A run carried by another process is
-        # noticed by polling alone: every 1 ms for the first ~20 ms (a short run ends
+        # A worker of this process wakes the wait below when it ends an execution, and
+        # so does, on SQLite, any commit of another process: polling only backs those up
+        # (from 2 ms). Otherwise (a run carried by another process on PostgreSQL) the run
+        # is noticed by polling alone: every 1 ms for the first ~20 ms (a short run ends
         # within milliseconds; each look reads one row), then backing off to 250 ms.
-        local = self.app.has_local_workers()
-        delay, looks = (0.002, _FAST_LOOKS) if local else (0.001, 0)
+        woken = self.app.has_local_workers() or self.app.watch_store_changes()
+        delay, looks = (0.002, _FAST_LOOKS) if woken else (0.001, 0)
         while True:
+            since = self.app.changes()
             run = self.record()
             if run.status.is_terminal:
                 return self._outcome(run)
@@ -64,7 +66,7 @@ class RunHandle:
                     f"run {self.run_id} is still {run.status} after {timeout:g}s"
                 )
             wait = delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
-            self.app.wait_for_change(wait)
+            self.app.wait_for_change(wait, since)
             looks += 1
             if looks >= _FAST_LOOKS:
                 delay = min(delay * 2, 0.25)

@@ -124,6 +124,12 @@ class Store(Protocol):
     def list_journal(self, run_id: str) -> list[JournalEntry]: ...
 
     # -- wake-ups -------------------------------------------------------------------
+    def subscribe_changes(self, wake: Callable[[], None]) -> Callable[[], None] | None:
+        """Call ``wake`` (from any thread) whenever another process may have committed
+        anything; returns a function that stops the subscription, or None when the store
+        cannot tell (callers poll)."""
+        ...
+
     def subscribe(self, wake: Callable[[], None]) -> Callable[[], None]:
         """Call ``wake`` (from any thread) when a run may have become claimable; returns
         a function that stops the subscription. Stores without notifications return a

@@ -45,6 +45,10 @@ class PostgresStore(OperatorMixin, AccessMixin, StatsMixin):
             raise StoreError(f"{self.safe_url}: the store is not open")
         return self._listener.subscribe(wake)
 
+    def subscribe_changes(self, wake: Callable[[], None]) -> Callable[[], None] | None:  # noqa: ARG002
+        """Not told: notifications here are only for runs that become claimable."""
+        return None
+
     def close(self) -> None:
         if self._listener is not None:
             self._listener.close()

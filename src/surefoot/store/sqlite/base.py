@@ -102,7 +102,11 @@ class SQLiteBase:
             is_busy=_is_busy,
             busy_deadline_s=MAX_BUSY_RETRY_S,
         )
-        self._watcher = ChangeWatcher(self._committer.data_version, name=self.path.name)
+        self._watcher = ChangeWatcher(
+            self._committer.data_version,
+            name=self.path.name,
+            wal=self.path.with_name(self.path.name + "-wal"),
+        )
         try:
             self._check_schema(url, auto_migrate)
         except BaseException:

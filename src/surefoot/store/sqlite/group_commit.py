@@ -124,15 +124,17 @@ class GroupCommitter:
     def data_version(self) -> int | None:
         """The writing connection's ``PRAGMA data_version``: it changes when another
         connection commits, not when this one does. None while a batch is being written
-        (the writer is busy anyway) or before the first write."""
+        (the writer is busy anyway), or if the writing connection cannot be opened."""
         if not self._leader.acquire(blocking=False):
             return None
         try:
-            if self._conn is None or self._closed:
+            if self._closed:
                 return None
+            if self._conn is None:
+                self._conn = self._connect()
             row = self._conn.execute("PRAGMA data_version").fetchone()
             return int(row[0])
-        except sqlite3.Error:
+        except (sqlite3.Error, StoreError):  # cannot tell now: the caller looks again later
             return None
         finally:
             self._leader.release()

@@ -53,6 +53,10 @@ class LeasesMixin(IntakeMixin):
         store's writing connection sees that another process committed (see ``watch``)."""
         return self._watcher.subscribe(wake)
 
+    def subscribe_changes(self, wake: Callable[[], None]) -> Callable[[], None] | None:
+        """The same wake-ups: the watcher sees every commit of another process."""
+        return self._watcher.subscribe(wake)
+
     # -- workers ---------------------------------------------------------------------------
     def register_worker(
         self, worker_id: str, hostname: str, pid: int, queues: Sequence[str], now: datetime
