@@ -6,7 +6,6 @@ import functools
 import getpass
 import hashlib
 import threading
-import uuid
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar, overload
@@ -14,6 +13,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 from surefoot.config import Settings, from_environment
 from surefoot.domain import codec
 from surefoot.domain.failures import Rule
+from surefoot.domain.ids import time_ordered_hex
 from surefoot.domain.queues import QueueSpec, RateLimit
 from surefoot.domain.records import NewRun
 from surefoot.domain.retry import Retry
@@ -412,10 +412,10 @@ class App:
             raise WorkflowError(f"debounce_s must be positive, got {debounce_s}")
         now = utc_now()
         queue_name = queue or definition.queue
-        correlation_id = correlation_id or uuid.uuid4().hex
+        correlation_id = correlation_id or time_ordered_hex()
         with tracing.start_span(definition.name, correlation_id) as traced:
             new = NewRun(
-                run_id=uuid.uuid4().hex,
+                run_id=time_ordered_hex(),
                 workflow=definition.name,
                 queue=queue_name,
                 inputs=inputs,

@@ -23,7 +23,6 @@ import contextvars
 import json
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from typing import Any
 from surefoot.domain import codec
 from surefoot.domain.breaker import Breaker
 from surefoot.domain.failures import DEFAULT_RULES, FailureClass, FailureFacts, classify
+from surefoot.domain.ids import time_ordered_hex
 from surefoot.domain.reconcile import CannotTell, Found, NotFound, ReconcileOutcome
 from surefoot.domain.records import AttemptRecord, AttemptResult, JournalEntry, ReviewItem
 from surefoot.domain.routes import Action, Route, decide_route, effective_routes
@@ -570,7 +570,7 @@ class StepMixin(AdmissionMixin):
             else f"{kind.capitalize()} problem in {step.name}"
         )
         item = ReviewItem(
-            item_id=uuid.uuid4().hex,
+            item_id=time_ordered_hex(),
             run_id=self.run.run_id,
             position=position,
             generation=self.run.generation,

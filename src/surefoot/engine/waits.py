@@ -9,11 +9,11 @@ arrives, or its review item is decided, and replay brings it back here.
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import timedelta
 from typing import Any
 
 from surefoot.domain import codec
+from surefoot.domain.ids import time_ordered_hex
 from surefoot.domain.records import JournalEntry, ReviewItem
 from surefoot.domain.status import JournalKind, JournalStatus, ReviewStatus, RunStatus
 from surefoot.engine.context import Decision
@@ -162,7 +162,7 @@ class WaitMixin(ExecutionBase):
             raise ValueError("ctx.review needs at least one action")
         self.checkpoint()
         item = ReviewItem(
-            item_id=uuid.uuid4().hex,
+            item_id=time_ordered_hex(),
             run_id=self.run.run_id,
             position=position,
             generation=self.run.generation,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from surefoot.domain.ids import time_ordered_hex
 from surefoot.domain.records import (
     AttemptRecord,
     JournalEntry,
@@ -82,7 +82,7 @@ def fork_run(
     else:
         raise WorkflowError("edited inputs must be a JSON list or object")
     new = NewRun(
-        run_id=uuid.uuid4().hex,
+        run_id=time_ordered_hex(),
         workflow=source.workflow,
         queue=source.queue,
         inputs=encoded,
