@@ -142,12 +142,7 @@ class ExecutionMixin(LeaseMixin):
             " decision = %s, error = %s, finished_at = %s"
             " WHERE run_id = %s AND position = %s AND kind = %s AND attempt = %s",
             (
-                result.outcome.value,
-                result.failure_class.value if result.failure_class else None,
-                result.rule,
-                result.route,
-                result.decision,
-                result.error,
+                *attempt_end_columns((result, now)),
                 ts(now),
                 lease.run_id,
                 position,

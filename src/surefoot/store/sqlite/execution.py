@@ -151,12 +151,7 @@ class ExecutionMixin(LeasesMixin):
             " decision = ?, error = ?, finished_at = ?"
             " WHERE run_id = ? AND position = ? AND kind = ? AND attempt = ?",
             (
-                result.outcome.value,
-                result.failure_class.value if result.failure_class else None,
-                result.rule,
-                result.route,
-                result.decision,
-                result.error,
+                *attempt_end_columns((result, now)),
                 ts(now),
                 lease.run_id,
                 position,
