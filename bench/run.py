@@ -43,6 +43,8 @@ T = TypeVar("T")
 SECTIONS = ("ceiling", "w1", "unloaded", "recovery", "memory")
 DEFAULT_POLL_S = Settings().poll_interval_s
 FAST_POLL_S = 0.01
+# Unloaded latency after a pause: long enough for an idle worker to stop looking often.
+IDLE_S = 1.5
 
 # The targets of the performance issue.
 W1_STEPS_S = {"sqlite": 5_000.0, "postgres": 3_000.0}
@@ -174,21 +176,31 @@ def w1_section(targets: list[Target], config: Config, ceilings: dict[str, list[f
 
 def unloaded_section(targets: list[Target], config: Config) -> str:
     modes = [
-        (f"worker process, poll {DEFAULT_POLL_S:g} s (default)", DEFAULT_POLL_S, False),
-        (f"worker process, poll {FAST_POLL_S:g} s", FAST_POLL_S, False),
-        ("worker thread in the client's process", None, True),
+        (f"worker process, poll {DEFAULT_POLL_S:g} s (default)", DEFAULT_POLL_S, False, 0.0),
+        (f"worker process, poll {FAST_POLL_S:g} s", FAST_POLL_S, False, 0.0),
+        ("worker thread in the client's process", None, True, 0.0),
+        (
+            f"worker process, default poll, each run {IDLE_S:g} s after the last",
+            DEFAULT_POLL_S,
+            False,
+            IDLE_S,
+        ),
     ]
     rows = []
     for target in targets:
-        for label, poll_s, embedded in modes:
+        for label, poll_s, embedded, idle_s in modes:
             count = (
-                config.unloaded_default_poll_n if poll_s == DEFAULT_POLL_S else config.unloaded_n
+                config.unloaded_idle_n
+                if idle_s
+                else config.unloaded_default_poll_n
+                if poll_s == DEFAULT_POLL_S
+                else config.unloaded_n
             )
             results = repeated(
                 f"{target.kind} unloaded latency, {label}",
                 config.repeat,
-                lambda t=target, p=poll_s, e=embedded, c=count: workloads.unloaded(  # type: ignore[misc]
-                    t, config, poll_s=p, embedded=e, count=c
+                lambda t=target, p=poll_s, e=embedded, c=count, i=idle_s: workloads.unloaded(  # type: ignore[misc]
+                    t, config, poll_s=p, embedded=e, count=c, idle_s=i
                 ),
             )
             p50 = median_of(results, lambda r: r.client_p50_ms)
@@ -349,6 +361,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=50,
         help="fewer runs with the default poll interval (each waits for a poll)",
     )
+    parser.add_argument(
+        "--unloaded-idle-n",
+        type=int,
+        default=10,
+        help=f"runs started {IDLE_S:g} s after the last ended (the worker gone idle)",
+    )
     parser.add_argument("--recovery-runs", type=int, default=200)
     parser.add_argument("--recovery-lease-s", type=float, default=1.0)
     parser.add_argument("--recovery-heartbeat-s", type=float, default=0.2)
@@ -402,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         n_by_workers=args.n_for_workers,
         unloaded_n=args.unloaded_n,
         unloaded_default_poll_n=args.unloaded_default_poll_n,
+        unloaded_idle_n=args.unloaded_idle_n,
         recovery_runs=args.recovery_runs,
         memory_runs=args.memory_runs,
         submit_first=args.submit_first,

@@ -41,6 +41,7 @@ class Config:
     ceiling_s: float = 2.0
     sqlite_workers: tuple[int, ...] = (1,)  # W1 on SQLite: worker processes
     workflow: str = "three_steps"  # W1 and unloaded: see bench/app.py and --steps
+    unloaded_idle_n: int = 10  # unloaded, runs started after the worker went idle
 
     def n_for(self, workers: int) -> int:
         return self.n_by_workers.get(workers, self.n)
@@ -206,9 +207,16 @@ class LatencyResult:
 
 
 def unloaded(
-    target: Target, config: Config, *, poll_s: float | None, embedded: bool, count: int
+    target: Target,
+    config: Config,
+    *,
+    poll_s: float | None,
+    embedded: bool,
+    count: int,
+    idle_s: float = 0.0,
 ) -> LatencyResult:
-    """``count`` three-step workflows one at a time, each started once the previous ended."""
+    """``count`` three-step workflows one at a time, each started once the previous ended
+    (and, with ``idle_s``, that much later: the worker has gone idle in between)."""
     label = "embedded" if embedded else f"poll-{poll_s or 'default'}"
     with session(target, config, f"unloaded-{label}") as s:
         worker: sf.Worker | None = None
@@ -224,6 +232,7 @@ def unloaded(
             measured: list[str] = []
             client_ms: list[float] = []
             for value in range(count):
+                time.sleep(idle_s)
                 start = time.perf_counter()
                 handle = s.client.start(config.workflow, value)
                 handle.result(timeout=30)
