@@ -80,10 +80,16 @@ def filesystem_of(path: Path) -> str:
 
 
 def _commit() -> str:
+    """The commit of the Surefoot being measured: the checkout its package was imported
+    from (another worktree's, with ``PYTHONPATH``, for a "before" figure)."""
+    # surefoot/__init__.py -> surefoot -> src -> the checkout
+    root = Path(surefoot.__file__).resolve().parent.parent.parent
+    if not (root / "src" / "surefoot").is_dir():
+        root = REPO_ROOT
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO_ROOT,
+            cwd=root,
             capture_output=True,
             text=True,
             check=True,
@@ -91,7 +97,7 @@ def _commit() -> str:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--", "src"],
-            cwd=REPO_ROOT,
+            cwd=root,
             capture_output=True,
             text=True,
             check=True,
@@ -99,7 +105,7 @@ def _commit() -> str:
         ).stdout.strip()
         diff = subprocess.run(
             ["git", "diff", "HEAD", "--", "src"],
-            cwd=REPO_ROOT,
+            cwd=root,
             capture_output=True,
             check=True,
             timeout=10,

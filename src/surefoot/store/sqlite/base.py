@@ -106,6 +106,7 @@ class SQLiteBase:
             self._committer.data_version,
             name=self.path.name,
             wal=self.path.with_name(self.path.name + "-wal"),
+            writing=self._committer.writing,
         )
         try:
             self._check_schema(url, auto_migrate)

@@ -87,6 +87,8 @@ class GroupCommitter:
         self._inside = threading.local()  # set while this thread runs a batch
         self._conn: sqlite3.Connection | None = None
         self._closed = False
+        self._committing = False  # a COMMIT with changes is being written
+        self._written_at = 0.0  # when the last such COMMIT returned (monotonic)
 
     def submit(self, fn: Callable[[sqlite3.Cursor], T]) -> T:
         """Run ``fn`` in a write transaction; return once its COMMIT is durable."""
@@ -120,6 +122,11 @@ class GroupCommitter:
                 self._leader.release()
         if conn is not None:
             conn.close()
+
+    def writing(self, grace_s: float) -> bool:
+        """Whether this process is committing changes, or committed some less than
+        ``grace_s`` ago: a write of the WAL file seen now is most likely its own."""
+        return self._committing or time.monotonic() - self._written_at < grace_s
 
     def data_version(self) -> int | None:
         """The writing connection's ``PRAGMA data_version``: it changes when another
@@ -186,6 +193,7 @@ class GroupCommitter:
 
     def _attempt(self, conn: sqlite3.Connection, batch: list[_Work[Any]]) -> None:
         hooks = self._hooks
+        changes_before = conn.total_changes
         cur = conn.cursor()
         cur.execute("BEGIN IMMEDIATE")
         hooks.begin()
@@ -210,7 +218,15 @@ class GroupCommitter:
                     work.error.__cause__ = exc
             cur.execute("RELEASE surefoot_op")
         hooks.before_commit(cur)
-        conn.commit()
+        if conn.total_changes == changes_before:  # nothing written: no write of the WAL
+            conn.commit()
+            return
+        self._committing = True  # this COMMIT writes the WAL file (see ``writing``)
+        try:
+            conn.commit()
+        finally:
+            self._committing = False
+            self._written_at = time.monotonic()
 
 
 class _NoHooks:

@@ -35,6 +35,11 @@ MIN_INTERVAL_S = 0.002
 # returns: look every FINE_INTERVAL_S for up to FINE_WINDOW_S.
 FINE_INTERVAL_S = 0.0002
 FINE_WINDOW_S = 0.01
+# A write of the WAL file while this process is committing changes, or within this long
+# after, is taken for its own and not looked at: a commit elsewhere at that very moment
+# is seen at the next write, or within MAX_INTERVAL_S.
+OWN_WRITE_GRACE_S = 0.0002
+OWN_WRITES_PAUSE_S = 0.001
 MAX_INTERVAL_S = 0.05
 STAY_FAST_S = 1.0  # after a change, keep looking every MIN_INTERVAL_S this long
 JOIN_TIMEOUT_S = 2.0
@@ -47,9 +52,15 @@ class ChangeWatcher:
     started by the first subscriber and stopped when the last one leaves."""
 
     def __init__(
-        self, data_version: Callable[[], int | None], *, name: str, wal: Path | None = None
+        self,
+        data_version: Callable[[], int | None],
+        *,
+        name: str,
+        wal: Path | None = None,
+        writing: Callable[[float], bool] | None = None,
     ) -> None:
         self._data_version = data_version  # None when it cannot be read right now
+        self._writing = writing  # whether this process commits now (or did a moment ago)
         self._name = name
         self._wal = wal  # the WAL file, watched for writes where the platform allows
         self._lock = threading.Lock()
@@ -124,8 +135,16 @@ class ChangeWatcher:
                     if stopping.wait(FINE_INTERVAL_S):
                         return
                 # On the next write of the WAL file (or after MAX_INTERVAL_S); soon again
-                # if the writer was busy the last time.
+                # if the writer was busy the last time. A write of its own is not looked at.
                 elif events.wait(MIN_INTERVAL_S if unread else MAX_INTERVAL_S):
+                    if stopping.is_set():
+                        return
+                    if self._writing is not None and self._writing(OWN_WRITE_GRACE_S):
+                        # Its own commits come in bursts: let a burst pass before the next
+                        # look at the file, instead of waking for each of its writes.
+                        if stopping.wait(OWN_WRITES_PAUSE_S):
+                            return
+                        continue
                     closely_until = time.monotonic() + FINE_WINDOW_S
                 if stopping.is_set():
                     return
