@@ -8,12 +8,14 @@ connection commits, never for the process's own writes, and wakes every subscrib
 when it changed.
 
 When to ask: on Linux, the kernel says when the WAL file is written (inotify), by this
-process or another, so the watcher asks right after each write and a worker wakes
-within a fraction of a millisecond of a commit elsewhere; it also asks every 50 ms, in
-case a write was missed. Elsewhere, or when the WAL file cannot be watched, it polls:
-every 2 ms until a second has passed without a change, then backing off to 50 ms, so an
-idle worker costs next to nothing. It only makes the worker prompt: the worker's poll
-stays the safety net, and nothing here reads or writes runs.
+process or another. After a write by another process the watcher asks every 0.2 ms until
+the commit shows (its writer's disk flush comes first), so a worker wakes within a
+fraction of a millisecond of it; a write made while this process commits is taken for
+its own and not followed. It also asks every 50 ms, in case a write was missed.
+Elsewhere, or when the WAL file cannot be watched, it polls: every 2 ms until a second
+has passed without a change, then backing off to 50 ms, so an idle worker costs next to
+nothing. It only makes the worker prompt: the worker's poll stays the safety net, and
+nothing here reads or writes runs.
 """
 
 from __future__ import annotations
