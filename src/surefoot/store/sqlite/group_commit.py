@@ -218,15 +218,14 @@ class GroupCommitter:
                     work.error.__cause__ = exc
             cur.execute("RELEASE surefoot_op")
         hooks.before_commit(cur)
-        if conn.total_changes == changes_before:  # nothing written: no write of the WAL
-            conn.commit()
-            return
-        self._committing = True  # this COMMIT writes the WAL file (see ``writing``)
+        # A COMMIT with changes writes the WAL file (see ``writing``); one without does not.
+        self._committing = conn.total_changes != changes_before
         try:
             conn.commit()
         finally:
-            self._committing = False
-            self._written_at = time.monotonic()
+            if self._committing:
+                self._committing = False
+                self._written_at = time.monotonic()
 
 
 class _NoHooks:
