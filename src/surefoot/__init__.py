@@ -1,5 +1,7 @@
 """Surefoot: durable business automation. Every step committed, every failure classified."""
 
+from typing import TYPE_CHECKING, Any
+
 from surefoot.config import Settings
 from surefoot.domain.failures import FailureClass, Rule, on_body, on_exception, on_status
 from surefoot.domain.reconcile import CannotTell, Found, NotFound
@@ -36,7 +38,9 @@ from surefoot.errors import (
     WaitTimeoutError,
     WorkflowNotFoundError,
 )
-from surefoot.integrations.http import async_http_client, http_client
+
+if TYPE_CHECKING:
+    from surefoot.integrations.http import async_http_client, http_client
 
 __version__ = "0.1.0"
 
@@ -84,3 +88,13 @@ __all__ = [
     "on_status",
     "require_approval",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The HTTP client helpers, imported on first use: importing httpx takes a tenth of a
+    second, which a worker whose steps make no HTTP calls need not spend at start."""
+    if name in ("http_client", "async_http_client"):
+        from surefoot.integrations import http  # noqa: PLC0415 - deferred on purpose
+
+        return getattr(http, name)
+    raise AttributeError(f"module 'surefoot' has no attribute {name!r}")

@@ -1,12 +1,18 @@
-"""Extract :class:`FailureFacts` from a live exception (httpx errors included)."""
+"""Extract :class:`FailureFacts` from a live exception (httpx errors included).
+
+httpx is not imported here: an httpx error exists only once the code that raised it has
+imported httpx, so it is looked up among the loaded modules, and a worker whose steps
+make no HTTP calls starts without loading it.
+"""
 
 from __future__ import annotations
 
+import sys
 import traceback
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from types import ModuleType
 from typing import Any
-
-import httpx
 
 from surefoot.domain.codec import canonical
 from surefoot.domain.failures import FailureClass, FailureFacts, qualified_mro
@@ -46,16 +52,55 @@ def parse_retry_after(value: str | None, now_epoch: float) -> float | None:
         return None
 
 
-def _find_http(exc: BaseException) -> BaseException | None:
+@dataclass
+class _HttpFacts:
+    status: int | None = None
+    method: str | None = None
+    body: str = ""
+    timeout_kind: str | None = None
+    request_sent: bool = False
+    retry_after: float | None = None
+
+
+def _find_http(exc: BaseException, httpx: ModuleType) -> BaseException | None:
     """The httpx error behind ``exc`` (itself, or one in its cause chain)."""
+    http_error: type[BaseException] = httpx.HTTPError
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, httpx.HTTPError):
+        if isinstance(current, http_error):
             return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
+
+
+def _http_facts(http: Any, httpx: ModuleType, now_epoch: float) -> _HttpFacts:
+    """What an httpx error tells: status, method, body, which timeout, whether it was sent."""
+    facts = _HttpFacts()
+    if isinstance(http, httpx.HTTPStatusError):
+        facts.status = http.response.status_code
+        facts.method = http.request.method
+        facts.request_sent = True
+        try:
+            facts.body = http.response.text[:_BODY_LIMIT]
+        except (httpx.ResponseNotRead, UnicodeDecodeError):
+            facts.body = ""
+        facts.retry_after = parse_retry_after(http.response.headers.get("Retry-After"), now_epoch)
+    elif isinstance(http, httpx.RequestError):
+        try:
+            facts.method = http.request.method
+        except RuntimeError:
+            facts.method = None
+        if isinstance(http, httpx.ConnectTimeout):
+            facts.timeout_kind = "connect"
+        elif isinstance(http, httpx.PoolTimeout):
+            facts.timeout_kind = "pool"
+        elif isinstance(http, httpx.ReadTimeout):
+            facts.timeout_kind, facts.request_sent = "read", True
+        elif isinstance(http, httpx.WriteTimeout):
+            facts.timeout_kind, facts.request_sent = "write", True
+    return facts
 
 
 def extract_facts(exc: BaseException, *, step_idempotent: bool, now_epoch: float) -> FailureFacts:
@@ -65,48 +110,20 @@ def extract_facts(exc: BaseException, *, step_idempotent: bool, now_epoch: float
             declared = cls
             break
     retry_after = exc.retry_after_s if isinstance(exc, TransientError) else None
-    status: int | None = None
-    method: str | None = None
-    body = ""
-    timeout_kind: str | None = None
-    request_sent = False
-    http = _find_http(exc)
-    if isinstance(http, httpx.HTTPStatusError):
-        status = http.response.status_code
-        method = http.request.method
-        request_sent = True
-        try:
-            body = http.response.text[:_BODY_LIMIT]
-        except (httpx.ResponseNotRead, UnicodeDecodeError):
-            body = ""
-        retry_after = retry_after or parse_retry_after(
-            http.response.headers.get("Retry-After"), now_epoch
-        )
-    elif isinstance(http, httpx.RequestError):
-        try:
-            method = http.request.method
-        except RuntimeError:
-            method = None
-        if isinstance(http, httpx.ConnectTimeout):
-            timeout_kind = "connect"
-        elif isinstance(http, httpx.PoolTimeout):
-            timeout_kind = "pool"
-        elif isinstance(http, httpx.ReadTimeout):
-            timeout_kind, request_sent = "read", True
-        elif isinstance(http, httpx.WriteTimeout):
-            timeout_kind, request_sent = "write", True
-    if isinstance(exc, StepTimeoutError):
-        timeout_kind = "step"
+    httpx = sys.modules.get("httpx")
+    http = _find_http(exc, httpx) if httpx is not None else None
+    web = _http_facts(http, httpx, now_epoch) if httpx is not None and http else _HttpFacts()
+    timeout_kind = "step" if isinstance(exc, StepTimeoutError) else web.timeout_kind
     return FailureFacts(
         error_type=qualified_mro(exc)[0],
         error_mro=qualified_mro(exc) + (qualified_mro(http) if http and http is not exc else ()),
         message=str(exc)[:_BODY_LIMIT],
-        http_status=status,
-        http_method=method,
-        request_sent=request_sent,
+        http_status=web.status,
+        http_method=web.method,
+        request_sent=web.request_sent,
         timeout_kind=timeout_kind,
-        body=body,
-        retry_after_s=retry_after,
+        body=web.body,
+        retry_after_s=retry_after or web.retry_after,
         step_idempotent=step_idempotent,
         declared_class=declared,
         rule_hint=exc.rule if isinstance(exc, PolicyViolation) else None,

@@ -23,9 +23,6 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import (
     NonRecordingSpan,
     NoOpTracer,
@@ -239,9 +236,15 @@ def current_span() -> Span:
 # -- export ---------------------------------------------------------------------------------------
 def configure_tracing(settings: Settings) -> bool:
     """Install a tracer provider exporting over OTLP/HTTP when ``otlp_endpoint`` is set.
-    Returns whether it did. The exporter is imported only then (the ``otlp`` extra)."""
+    Returns whether it did. The SDK and the exporter are imported only then (the exporter
+    is the ``otlp`` extra): a process that exports no spans starts without them."""
     if not settings.otlp_endpoint:
         return False
+    # Deferred on purpose, like the exporter below.
+    from opentelemetry.sdk.resources import Resource  # noqa: PLC0415
+    from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: PLC0415
+
     try:
         exporter_module = importlib.import_module(
             "opentelemetry.exporter.otlp.proto.http.trace_exporter"
