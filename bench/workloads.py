@@ -272,12 +272,13 @@ def recovery(target: Target, config: Config) -> RecoveryResult:
     short_lease = {
         "lease_s": str(config.recovery_lease_s),
         "heartbeat_s": str(config.recovery_heartbeat_s),
-        # The idempotent held step's start is written before it runs, so the benchmark can
-        # see every run inside it, and the takeover leaves an interrupted attempt to time.
-        "record_idempotent_starts": "true",
     }
+    # The worker to be killed writes the idempotent held step's start before it runs, so
+    # the benchmark can see every run inside it, and the takeover leaves an interrupted
+    # attempt to time. The new worker runs with the default settings.
+    recording = {**short_lease, "record_idempotent_starts": "true"}
     with session(target, config, "recovery") as s:
-        (first,) = s.start_workers(1, runs, short_lease)
+        (first,) = s.start_workers(1, runs, recording)
         s.submit("held", runs)
         wait_until(
             lambda: len(s.probe.attempt_times("bench.hold", "running")) >= runs,

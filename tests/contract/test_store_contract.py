@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import pytest
 
+from surefoot.domain.failures import FailureClass
 from surefoot.domain.records import AttemptResult, Lease, RunFilter
 from surefoot.domain.status import AttemptKind, AttemptOutcome, RunStatus
 from surefoot.errors import (
@@ -18,7 +19,7 @@ from surefoot.errors import (
     RunAlreadyFinishedError,
     RunNotFoundError,
 )
-from surefoot.store.base import RunEnd, Store, Suspension
+from surefoot.store.base import AttemptEnd, RunEnd, Store, Suspension
 from tests.contract.support import (
     ACTOR,
     LEASE_S,
@@ -217,6 +218,48 @@ def test_takeover_leaves_finished_attempts_alone(store):
     assert taken.history.journal[1].output == '"ok"'
 
 
+RETRIED_AFTER_INTERRUPTION = AttemptResult(
+    AttemptOutcome.INTERRUPTED,
+    FailureClass.TRANSIENT,
+    "interrupted",
+    "retry",
+    "retry at once",
+    None,
+)
+
+
+def test_begin_attempt_after_an_interruption_commits_its_route_and_the_retry_together(store):
+    record, _ = store.create_run(new_run(), T0, ACTOR)
+    first = claim_one(store, "w1", T0)
+    store.begin_attempt(first.lease, attempt(first.lease, at(1)))
+    taken = claim_one(store, "w2", at(LEASE_S))
+    before = len(store.audit_entries(after_seq=0, limit=100))
+
+    end = AttemptEnd(1, AttemptKind.STEP, 1, RETRIED_AFTER_INTERRUPTION, at(LEASE_S + 1))
+    store.begin_attempt(taken.lease, attempt(taken.lease, at(LEASE_S + 2), number=2), after=end)
+
+    interrupted, retry = store.list_attempts(record.run_id)
+    assert (interrupted.attempt, interrupted.outcome) == (1, AttemptOutcome.INTERRUPTED)
+    assert (interrupted.failure_class, interrupted.rule, interrupted.route) == (
+        FailureClass.TRANSIENT,
+        "interrupted",
+        "retry",
+    )
+    assert interrupted.finished_at == at(LEASE_S + 1)
+    assert (retry.attempt, retry.outcome, retry.started_at) == (
+        2,
+        AttemptOutcome.RUNNING,
+        at(LEASE_S + 2),
+    )
+    # The route is audited before the retry's start, in the order they happened.
+    added = store.audit_entries(after_seq=0, limit=100)[before:]
+    assert [(e.action, e.entity_id) for e in added] == [
+        ("attempt.finished", f"{record.run_id}/1/1"),
+        ("attempt.started", f"{record.run_id}/1/2"),
+    ]
+    assert_chain_intact(store)
+
+
 def test_heartbeat_renews_held_leases(store):
     record, _ = store.create_run(new_run(), T0, ACTOR)
     claimed = claim_one(store, "w1", T0)
@@ -271,6 +314,11 @@ def _stale_and_fresh(store: Store) -> tuple[str, Lease, Lease]:
 
 FENCED_WRITES: dict[str, Callable[[Store, Lease], object]] = {
     "begin_attempt": lambda s, lease: s.begin_attempt(lease, attempt(lease, at(11), number=2)),
+    "begin_attempt_after": lambda s, lease: s.begin_attempt(
+        lease,
+        attempt(lease, at(11), number=2),
+        after=AttemptEnd(1, AttemptKind.STEP, 1, RETRIED_AFTER_INTERRUPTION, at(11)),
+    ),
     "finish_attempt": lambda s, lease: s.finish_attempt(
         lease,
         position=1,

@@ -17,7 +17,12 @@ from surefoot.domain.status import AttemptKind, AttemptOutcome, RunStatus
 from surefoot.ops import audit
 from tests.durability.support.checks import exactly_once
 from tests.durability.support.ledger import Ledger
-from tests.durability.support.procs import FLOWS_APP, TAKEOVER_BLIND_APP, Processes
+from tests.durability.support.procs import (
+    FLOWS_APP,
+    TAKEOVER_BLIND_APP,
+    Processes,
+    wait_terminal,
+)
 from tests.durability.support.scenarios import (
     FAILING,
     RUNS,
@@ -172,30 +177,36 @@ def test_idempotent_step_cut_short_on_first_execution_simply_runs_again(app, led
 
 
 def crash_loop_record(
-    app: sf.App, ledger: Ledger, processes: Processes, app_spec: str
+    app: sf.App,
+    ledger: Ledger,
+    processes: Processes,
+    app_spec: str,
+    crashes: tuple[str, ...] = ("step.before_commit@1", "step.before_commit@1"),
+    position: int = 1,
 ) -> list[str]:
-    """One run whose first idempotent step kills two workers in a row; what is wrong with
-    what the store then shows (nothing: it shows the crash loop as it must)."""
+    """One run whose idempotent step at ``position`` kills workers in a row (one worker per
+    crash point in ``crashes``, then a clean one); what is wrong with what the store then
+    shows of that step (nothing: it shows the crash loop as it must)."""
     run_id = app.start("keyed_flow", 0).run_id
-    runs = kill_and_recover(
-        processes,
-        app,
-        [run_id],
-        "step.before_commit@1",
-        crash_again_at="step.before_commit@1",
-        app_spec=app_spec,
-    )
+    for crash_at in crashes:
+        processes.expect_killed(processes.worker(app_spec, crash_at=crash_at))
+    clean = processes.worker(app_spec)
+    try:
+        runs = wait_terminal(app.store, [run_id], timeout_s=20)
+    finally:
+        code = processes.stop(clean)
+    assert code == 0, f"the clean worker exited with {code}\n{clean.tail()}"
     problems = []
     if runs[run_id].status is not RunStatus.SUCCEEDED:
         problems.append(f"run ended {runs[run_id].status}")
-    first = [a for a in app.store.list_attempts(run_id) if a.position == 1]
+    first = [a for a in app.store.list_attempts(run_id) if a.position == position]
     shown = [(a.attempt, a.outcome) for a in first]
     expected = [(1, AttemptOutcome.INTERRUPTED), (2, AttemptOutcome.SUCCEEDED)]
     if shown != expected:
         problems.append(f"attempts {shown}, expected {expected}")
     elif (first[0].rule, first[0].route) != ("interrupted", "retry"):
         problems.append(f"interrupted attempt routed {first[0].rule}/{first[0].route}")
-    key = f"{run_id}:1"
+    key = f"{run_id}:{position}"
     ran = [e.attempt for e in ledger.executions_of(key)]
     if ran != [1, 1, 2]:  # unrecorded, interrupted, committed
         problems.append(f"the step ran as attempts {ran}, expected [1, 1, 2]")
@@ -203,6 +214,12 @@ def crash_loop_record(
     if effects != 1:
         problems.append(f"{effects} effects kept by the external system, expected 1")
     return problems
+
+
+# The first step dies once unrecorded; the worker that takes over records it (it may be
+# the step the dead worker was in), passes it, and dies in the second step, which it ran
+# as an ordinary idempotent step; the next worker's first step run is the second step.
+LATER_STEP_CRASHES = ("step.before_commit@1", "step.before_commit@2", "step.before_commit@1")
 
 
 @pytest.mark.slow
@@ -219,4 +236,20 @@ def test_idempotent_step_that_kills_its_worker_again_is_recorded_after_the_takeo
 def test_crash_loop_check_catches_an_engine_blind_to_takeovers(app, ledger, processes):
     # Negative control: claims that hide the takeover keep the second kill unrecorded.
     problems = crash_loop_record(app, ledger, processes, TAKEOVER_BLIND_APP)
+    assert any(p.startswith("attempts ") for p in problems), problems
+
+
+@pytest.mark.slow
+def test_later_step_that_kills_two_workers_is_recorded_from_its_second_kill(app, ledger, processes):
+    # Only the first step run after a takeover writes its start first; a later step that
+    # then kills the worker is the first one run by the next worker, so its second kill
+    # leaves an interrupted attempt just the same: the crash loop is seen, whichever step.
+    problems = crash_loop_record(app, ledger, processes, FLOWS_APP, LATER_STEP_CRASHES, 2)
+    assert problems == []
+
+
+@pytest.mark.slow
+def test_later_step_crash_loop_check_catches_an_engine_blind_to_takeovers(app, ledger, processes):
+    # Negative control: with takeovers hidden, the second step's second kill is unrecorded.
+    problems = crash_loop_record(app, ledger, processes, TAKEOVER_BLIND_APP, LATER_STEP_CRASHES, 2)
     assert any(p.startswith("attempts ") for p in problems), problems

@@ -9,9 +9,9 @@ need not be on disk before it runs: its start and its end are committed
 together once it ends (one commit per step instead of two; both transitions
 are still audited). A worker that dies mid-step leaves no attempt for it, and
 the next execution simply runs it. Where the record of a crash matters, starts
-are written first as for any step: after a takeover (so a step that keeps
-killing workers is seen, counted and routed), when the attempt fails, and
-everywhere with ``Settings.record_idempotent_starts``.
+are written first as for any step: for the first step run after a takeover (so a
+step that keeps killing workers is seen, counted and routed), when the attempt
+fails, and everywhere with ``Settings.record_idempotent_starts``.
 Failures are classified (``domain.failures``) and routed (``domain.routes``):
 this module only carries out the decision.
 """
@@ -57,7 +57,7 @@ from surefoot.errors import (
     Suspended,
 )
 from surefoot.observability import instrument, redaction
-from surefoot.store.base import Suspension
+from surefoot.store.base import AttemptEnd, Suspension
 
 REVIEW_ACTIONS = {
     "data": ("retry", "skip", "abort"),
@@ -173,6 +173,7 @@ class StepMixin(AdmissionMixin):
             and review.decided_at is not None
             and (last is None or review.decided_at > last.started_at)
         )
+        retry_ends: list[AttemptEnd] = []  # a route committed with the next start
         if pending_decision:
             assert review is not None
             applied = self._apply_decision(step, position, review, generation)
@@ -186,6 +187,14 @@ class StepMixin(AdmissionMixin):
             and last.failure_class is None
         ):
             facts = interrupted_facts(step_idempotent=step.idempotent)
+            # Retried at once, the interrupted attempt's route is committed with the retry's
+            # start, when that start is written next: no breaker or rate limit to admit the
+            # retry first, and a start written before the body runs.
+            joined = (
+                step.breaker is None
+                and step.rate_limit is None
+                and not (step.idempotent and not self.record_starts)
+            )
             routed = self._route(
                 step,
                 position,
@@ -194,6 +203,7 @@ class StepMixin(AdmissionMixin):
                 last.error,
                 interrupted=True,
                 inputs=last.inputs or inputs,
+                retry_ends=retry_ends if joined else None,
             )
             if routed is not None:
                 return routed
@@ -217,7 +227,13 @@ class StepMixin(AdmissionMixin):
         )
         unwritten = step.idempotent and not self.record_starts
         if not unwritten:
-            self.fenced(lambda: self.rt.store.begin_attempt(self.lease, record))
+            after = retry_ends[0] if retry_ends else None
+            self.fenced(lambda: self.rt.store.begin_attempt(self.lease, record, after=after))
+        # After a takeover only the first step run live is the one a worker may have died
+        # in; later steps leave their starts for their ends again. A later step that kills
+        # this worker is the first one run live after the next takeover, so a step that
+        # keeps killing workers is recorded from its second kill on, whichever it is.
+        self.record_starts = self.rt.settings.record_idempotent_starts
         self.history.attempts.setdefault(position, []).append(record)
         return Attempt(
             number, position, key, inputs, call_args, call_kwargs, approved, record, unwritten
@@ -420,8 +436,12 @@ class StepMixin(AdmissionMixin):
         interrupted: bool,
         inputs: str,
         exc: BaseException | None = None,
+        retry_ends: list[AttemptEnd] | None = None,
     ) -> Done | None:
-        """Classify, decide and carry out. Returns a value, None to retry now, or raises."""
+        """Classify, decide and carry out. Returns a value, None to retry now, or raises.
+
+        With ``retry_ends``, a retry at once leaves the attempt's end there instead of
+        committing it: the caller commits it with the retry's start."""
         rules = (step.rules, self.workflow.rules, self.rt.rules, DEFAULT_RULES)
         classification = classify(facts, rules)
         cls = classification.failure_class
@@ -515,17 +535,20 @@ class StepMixin(AdmissionMixin):
                 error=codec.canonical(failed),
                 committed_at=now,
             )
-        self.fenced(
-            lambda: self.rt.store.finish_attempt(
-                self.lease,
-                position=position,
-                kind=AttemptKind.STEP,
-                attempt=attempt,
-                result=result,
-                journal=journal,
-                now=now,
+        if action is Action.RETRY_NOW and retry_ends is not None:
+            retry_ends.append(AttemptEnd(position, AttemptKind.STEP, attempt, result, now))
+        else:
+            self.fenced(
+                lambda: self.rt.store.finish_attempt(
+                    self.lease,
+                    position=position,
+                    kind=AttemptKind.STEP,
+                    attempt=attempt,
+                    result=result,
+                    journal=journal,
+                    now=now,
+                )
             )
-        )
         self._mark_finished(position, outcome, failure_class=cls)
         if action is Action.RETRY_NOW:
             return None

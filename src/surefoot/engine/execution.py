@@ -135,8 +135,9 @@ class ExecutionBase:
         self.control = control
         self.position = 0
         self.is_async = self.workflow.is_async
-        # Write idempotent steps' starts before they run (see ``attempts``): after a
-        # takeover, so that a step that keeps killing workers leaves a record each time.
+        # Write idempotent steps' starts before they run (see ``attempts``): for the first
+        # step run after a takeover, so that a step that keeps killing workers leaves a
+        # record each time (``_prepare`` turns it off after that step).
         self.record_starts = (
             claimed.taken_over or bool(claimed.interrupted) or rt.settings.record_idempotent_starts
         )

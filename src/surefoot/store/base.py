@@ -73,6 +73,18 @@ class Suspension:
 
 
 @dataclass(frozen=True)
+class AttemptEnd:
+    """An earlier attempt's end (its classification and route), committed in the same
+    transaction as the next attempt's start: see :meth:`Store.begin_attempt`."""
+
+    position: int
+    kind: AttemptKind
+    attempt: int
+    result: AttemptResult
+    at: datetime
+
+
+@dataclass(frozen=True)
 class RunEnd:
     status: RunStatus
     output: str | None = None
@@ -164,7 +176,13 @@ class Store(Protocol):
     def release(self, lease: Lease, now: datetime, *, interrupt_open_attempts: bool) -> None: ...
 
     # -- execution (fenced) -----------------------------------------------------------
-    def begin_attempt(self, lease: Lease, attempt: AttemptRecord) -> None: ...
+    def begin_attempt(
+        self, lease: Lease, attempt: AttemptRecord, *, after: AttemptEnd | None = None
+    ) -> None:
+        """Commit ``attempt``'s start (``running``); with ``after``, first end that earlier
+        attempt of the same run, as ``finish_attempt`` would, in the same transaction."""
+        ...
+
     def finish_attempt(
         self,
         lease: Lease,

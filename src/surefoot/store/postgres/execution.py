@@ -17,7 +17,7 @@ from surefoot.domain.records import (
     ReviewItem,
 )
 from surefoot.domain.status import AttemptKind, JournalKind, JournalStatus, RunStatus
-from surefoot.store.base import RunEnd, Suspension, attempt_end_columns
+from surefoot.store.base import AttemptEnd, RunEnd, Suspension, attempt_end_columns
 from surefoot.store.postgres import rows
 from surefoot.store.postgres.base import Cursor, dumps_json, iso, ts
 from surefoot.store.postgres.leases import LeaseMixin, actor_of
@@ -25,9 +25,22 @@ from surefoot.store.postgres.leases import LeaseMixin, actor_of
 
 class ExecutionMixin(LeaseMixin):
     # -- attempts and journal -------------------------------------------------------------
-    def begin_attempt(self, lease: Lease, attempt: AttemptRecord) -> None:
+    def begin_attempt(
+        self, lease: Lease, attempt: AttemptRecord, *, after: AttemptEnd | None = None
+    ) -> None:
         def txn(cur: Cursor) -> None:
             row = self._fence_txn(cur, lease)
+            if after is not None:
+                self._finish_attempt_txn(
+                    cur,
+                    lease,
+                    after.position,
+                    after.kind,
+                    after.attempt,
+                    after.result,
+                    after.at,
+                    row["correlation_id"],
+                )
             self._begin_attempt_txn(cur, lease, attempt, row["correlation_id"])
 
         self._write(txn)

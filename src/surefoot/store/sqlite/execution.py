@@ -26,7 +26,7 @@ from surefoot.domain.status import (
     JournalStatus,
     RunStatus,
 )
-from surefoot.store.base import RunEnd, Suspension, attempt_end_columns
+from surefoot.store.base import AttemptEnd, RunEnd, Suspension, attempt_end_columns
 from surefoot.store.sqlite import rows
 from surefoot.store.sqlite.leases import LeasesMixin, actor_of
 from surefoot.store.sqlite.values import dt_required, dumps_json, ts
@@ -36,9 +36,22 @@ T = TypeVar("T")
 
 class ExecutionMixin(LeasesMixin):
     # -- attempts and journal -------------------------------------------------------------------
-    def begin_attempt(self, lease: Lease, attempt: AttemptRecord) -> None:
+    def begin_attempt(
+        self, lease: Lease, attempt: AttemptRecord, *, after: AttemptEnd | None = None
+    ) -> None:
         def txn(cur: sqlite3.Cursor) -> None:
             row = self._fence_txn(cur, lease)
+            if after is not None:
+                self._finish_attempt_txn(
+                    cur,
+                    lease,
+                    after.position,
+                    after.kind,
+                    after.attempt,
+                    after.result,
+                    after.at,
+                    row["correlation_id"],
+                )
             self._begin_attempt_txn(cur, lease, attempt, row["correlation_id"])
 
         self._write(txn)
