@@ -54,7 +54,6 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from surefoot.domain.records import AuditRecord, Lease
 from surefoot.errors import (
-    LeaseLostError,
     SchemaOutdatedError,
     SchemaTooNewError,
     StoreError,
@@ -63,7 +62,7 @@ from surefoot.errors import (
 )
 from surefoot.store.base import SCHEMA_VERSION
 from surefoot.store.migrations import SCHEMA_TABLE_DDL, load_migrations
-from surefoot.store.postgres import audit
+from surefoot.store.postgres import audit, fences
 from surefoot.store.postgres.group_commit import GroupCommitter, Work
 
 T = TypeVar("T")
@@ -75,6 +74,8 @@ log = logging.getLogger("surefoot.store")
 MAX_RETRY_S = 120.0  # how long a transient failure is retried before it becomes an error
 FIRST_DELAY_S = 0.01
 MAX_DELAY_S = 1.0
+# Correlation ids of leased runs kept at most (about 100 bytes each).
+MAX_KNOWN_RUNS = 100_000
 POOL_TIMEOUT_S = 10.0  # waiting for a free (or new) connection; a timeout is retried
 NOTIFY_CHANNEL = "surefoot_runs"
 MIGRATION_LOCK = 0x5F5E_F007  # pg_advisory_xact_lock key: one migrator at a time
@@ -186,6 +187,7 @@ class _TxnEnd:
     its ``COMMIT``, and its id if known."""
 
     later: list[tuple[str, Any]] = field(default_factory=list)
+    checks: dict[int, Lease] = field(default_factory=dict)  # lease checks among ``later``
     audit: list[tuple[AuditRecord, datetime]] = field(default_factory=list)
     notify: list[str] = field(default_factory=list)
     xid: str | None = None
@@ -231,10 +233,14 @@ class PostgresBase:
         self._lost_at = 0.0
         # What each open write transaction leaves for its end, by id of its cursor.
         self._txns: dict[int, _TxnEnd] = {}
+        # Each leased run's correlation id (it never changes), from its claim or its row:
+        # a write that knows it can send its lease check with its writes (``fences``).
+        self._correlations: dict[str, str | None] = {}
         # Write transactions run in batches, one batch at a time, on the callers' threads.
         self._committer: GroupCommitter[Cursor] = GroupCommitter(
             self._write_batch,
             settle=self._send_later_txn,
+            must_settle=lambda cur: bool(self._end_of(cur).checks),
             is_transient=is_transient,
             wrap=self._store_error,
         )
@@ -409,6 +415,9 @@ class PostgresBase:
 
     def _commit(self, conn: psycopg.Connection[Any], cur: Cursor, end: _TxnEnd) -> None:
         """Send what the transaction deferred to its end, and ``COMMIT``."""
+        if end.checks:  # the group committer settles these first; never answer after COMMIT
+            later, end.later, checks, end.checks = end.later, [], end.checks, {}
+            fences.send(cur, later, checks)
         last = [*end.later]
         last += [("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, q)) for q in end.notify]
         if end.audit:
@@ -490,16 +499,32 @@ class PostgresBase:
         ).fetchone()
         if row is not None:
             self._note_xid_txn(cur, row["surefoot_xid"])
-        if (
-            row is None
-            or row["lease_owner"] != lease.worker_id
-            or row["lease_epoch"] != lease.epoch
-        ):
-            raise LeaseLostError(
-                f"run {lease.run_id} is no longer leased to {lease.worker_id} "
-                f"(epoch {lease.epoch}); nothing was written"
-            )
+        if row is None or not fences.holds(row, lease):
+            raise fences.lost(lease)
+        self._known_run(lease.run_id, row["correlation_id"])
         return row
+
+    def _fence_later_txn(self, cur: Cursor, lease: Lease) -> str | None:
+        """Check the lease with this transaction function's deferred writes, which must
+        follow (see :mod:`surefoot.store.postgres.fences`); the run's correlation id.
+        For a write that only defers statements. Without the correlation id at hand, the
+        lease is checked at once, as :meth:`_fence_txn` does."""
+        if lease.run_id not in self._correlations:
+            correlation_id: str | None = self._fence_txn(cur, lease)["correlation_id"]
+            return correlation_id
+        end = self._end_of(cur)
+        end.checks[len(end.later)] = lease
+        end.later.append((fences.CHECK_SQL, (lease.run_id,)))
+        return self._correlations.get(lease.run_id)
+
+    def _known_run(self, run_id: str, correlation_id: str | None) -> None:
+        """Remember a leased run's correlation id (forgotten when it ends or waits)."""
+        if len(self._correlations) >= MAX_KNOWN_RUNS:
+            self._correlations.clear()  # a bound, not a cache policy: it refills from claims
+        self._correlations[run_id] = correlation_id
+
+    def _forget_run(self, run_id: str) -> None:
+        self._correlations.pop(run_id, None)
 
     def _end_of(self, cur: Cursor) -> _TxnEnd:
         end = self._txns.get(id(cur))
@@ -529,9 +554,10 @@ class PostgresBase:
         end = self._end_of(cur)
         if end.later:
             later, end.later = end.later, []
-            with cur.connection.pipeline():
-                for statement in later:
-                    cur.execute(*statement)
+            checks, end.checks = end.checks, {}
+            xid = fences.send(cur, later, checks)
+            if xid is not None:
+                end.xid = end.xid or xid
 
     def _audit_txn(self, cur: Cursor, record: AuditRecord, now: datetime) -> None:
         """Record ``record`` in the audit chain, in this transaction.

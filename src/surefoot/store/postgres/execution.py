@@ -29,7 +29,7 @@ class ExecutionMixin(LeaseMixin):
         self, lease: Lease, attempt: AttemptRecord, *, after: AttemptEnd | None = None
     ) -> None:
         def txn(cur: Cursor) -> None:
-            row = self._fence_txn(cur, lease)
+            correlation_id = self._fence_later_txn(cur, lease)
             if after is not None:
                 self._finish_attempt_txn(
                     cur,
@@ -39,9 +39,9 @@ class ExecutionMixin(LeaseMixin):
                     after.attempt,
                     after.result,
                     after.at,
-                    row["correlation_id"],
+                    correlation_id,
                 )
-            self._begin_attempt_txn(cur, lease, attempt, row["correlation_id"])
+            self._begin_attempt_txn(cur, lease, attempt, correlation_id)
 
         self._write(txn)
 
@@ -55,8 +55,7 @@ class ExecutionMixin(LeaseMixin):
         now: datetime,
     ) -> None:
         def txn(cur: Cursor) -> None:
-            row = self._fence_txn(cur, lease)
-            correlation_id = row["correlation_id"]
+            correlation_id = self._fence_later_txn(cur, lease)
             # One row, written as it ended; both audit entries, each at its own time.
             self._begin_attempt_txn(cur, lease, attempt, correlation_id, ended=(result, now))
             self._audit_attempt_finished_txn(
@@ -129,9 +128,9 @@ class ExecutionMixin(LeaseMixin):
         now: datetime,
     ) -> None:
         def txn(cur: Cursor) -> None:
-            row = self._fence_txn(cur, lease)
+            correlation_id = self._fence_later_txn(cur, lease)
             self._finish_attempt_txn(
-                cur, lease, position, kind, attempt, result, now, row["correlation_id"]
+                cur, lease, position, kind, attempt, result, now, correlation_id
             )
             if journal is not None:
                 self._upsert_journal_txn(cur, journal)
@@ -221,7 +220,7 @@ class ExecutionMixin(LeaseMixin):
 
     def commit_journal(self, lease: Lease, entry: JournalEntry) -> None:
         def txn(cur: Cursor) -> None:
-            self._fence_txn(cur, lease)
+            self._fence_later_txn(cur, lease)
             self._upsert_journal_txn(cur, entry)
 
         self._write(txn)
@@ -332,6 +331,7 @@ class ExecutionMixin(LeaseMixin):
                 self._notify_txn(cur, row["queue"])
 
         self._write(txn)
+        self._forget_run(lease.run_id)  # the run leaves this worker
 
     def _insert_review_txn(self, cur: Cursor, item: ReviewItem) -> None:
         cur.execute(
@@ -432,3 +432,4 @@ class ExecutionMixin(LeaseMixin):
             )
 
         self._write(txn)
+        self._forget_run(lease.run_id)  # the run leaves this worker

@@ -86,13 +86,17 @@ class GroupCommitter(Generic[C]):
         settle: Callable[[C], None],
         is_transient: Callable[[psycopg.Error], bool],
         wrap: Callable[[psycopg.Error], StoreError],
+        must_settle: Callable[[C], bool] = lambda _cursor: False,
     ) -> None:
         """``write`` commits a batch (retrying transient errors) or raises; it calls
         :meth:`run_items` in its transaction. ``settle`` sends what a function left for
-        the end of the transaction that the next function could read. ``wrap`` makes a
+        the end of the transaction that the next function could read. ``must_settle``
+        tells whether what the last function left must be sent before ``COMMIT`` too
+        (it holds a check whose failure is that function's own). ``wrap`` makes a
         caller's own database error into the error that caller gets."""
         self._write = write
         self._settle = settle
+        self._must_settle = must_settle
         self._is_transient = is_transient
         self._wrap = wrap
         self._pending: deque[Work[C, Any]] = deque()
@@ -135,7 +139,8 @@ class GroupCommitter(Generic[C]):
         Before each function but the first, what the previous one deferred to the end
         of the transaction and the next could read (its deferred writes) is sent, so
         each function sees the writes of those before it, as if they had committed
-        first; an error there is the previous function's.
+        first; an error there is the previous function's. The same is done after the
+        last one when ``must_settle`` says so.
 
         Returns the first that failed for good, with its error set; the transaction
         must then be rolled back (it holds that function's writes) and the batch run
@@ -150,6 +155,12 @@ class GroupCommitter(Generic[C]):
             if self._fails(work, partial(_run, work, cursor)):
                 return work
             previous = work
+        if (
+            previous is not None
+            and self._must_settle(cursor)
+            and self._fails(previous, partial(self._settle, cursor))
+        ):
+            return previous
         return None
 
     def _fails(self, work: Work[C, Any], step: Callable[[], None]) -> bool:

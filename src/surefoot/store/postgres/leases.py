@@ -287,6 +287,7 @@ class LeaseMixin(IntakeMixin):
                     ),
                     now,
                 )
+                self._known_run(run.run_id, run.correlation_id)
                 claimed.append(
                     ClaimedRun(
                         run,

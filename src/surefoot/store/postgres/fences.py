@@ -1,0 +1,103 @@
+"""Lease checks sent with a transaction's deferred writes instead of before them.
+
+A fenced write locks its run and checks the lease before it writes. Done with a
+``SELECT ... FOR UPDATE`` whose answer the transaction function waits for, that costs a
+round trip per write, and in a batch of the group committer each item then pays two:
+its check, and the sending of its deferred writes before the next item runs.
+
+A write that only defers statements (an attempt's start or end, a journal entry) needs
+nothing from the run but its correlation id, which never changes and is known from the
+claim. Such a write queues its check as the first of its deferred statements instead;
+the check runs on the server before the writes that follow it, in the same round trip
+that sends them (:func:`send`), and its answer is looked at there. A lost lease then
+raises :class:`~surefoot.errors.LeaseLostError` for that write alone (the group committer
+rolls the transaction back and runs the others again without it), exactly as a check
+made first would: the writes sent after the check are rolled back with it, and nothing
+commits. The group committer sends an item's deferred statements before the ``COMMIT``
+whenever they hold a check (``must_settle``), so no check is ever answered after the
+commit it guards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.rows import DictRow, dict_row
+
+from surefoot.domain.records import Lease
+from surefoot.errors import LeaseLostError
+
+# Locks the run like the check made first, and reads the transaction id with it (the
+# row lock assigns one), which a lost answer to COMMIT is looked up by.
+CHECK_SQL = (
+    "SELECT lease_owner, lease_epoch, pg_current_xact_id()::text AS surefoot_xid"
+    " FROM runs WHERE run_id = %s FOR UPDATE"
+)
+
+
+def lost(lease: Lease) -> LeaseLostError:
+    return LeaseLostError(
+        f"run {lease.run_id} is no longer leased to {lease.worker_id} "
+        f"(epoch {lease.epoch}); nothing was written"
+    )
+
+
+def holds(row: Mapping[str, Any] | None, lease: Lease) -> bool:
+    """Whether the run's row shows ``lease`` as the one it holds."""
+    return (
+        row is not None
+        and row["lease_owner"] == lease.worker_id
+        and row["lease_epoch"] == lease.epoch
+    )
+
+
+def send(
+    cur: psycopg.Cursor[DictRow],
+    statements: Sequence[tuple[str, Any]],
+    checks: Mapping[int, Lease],
+) -> str | None:
+    """Run ``statements`` in one round trip; ``checks`` maps the index of each lease
+    check among them to its lease. Raises :class:`LeaseLostError` if one fails (also when
+    a statement after it failed too: the refused lease is the cause); returns the
+    transaction id a check read, if any."""
+    conn = cur.connection
+    sent: list[tuple[psycopg.Cursor[DictRow], Lease]] = []
+    try:
+        with conn.pipeline():
+            for index, statement in enumerate(statements):
+                lease = checks.get(index)
+                if lease is None:
+                    cur.execute(*statement)
+                    continue
+                check = conn.cursor(row_factory=dict_row)
+                check.execute(*statement)
+                sent.append((check, lease))
+    except psycopg.Error:
+        for check, lease in sent:
+            if _answered_lost(check, lease):
+                raise lost(lease) from None
+        raise
+    xid: str | None = None
+    for check, lease in sent:
+        row = check.fetchone()
+        check.close()
+        if not holds(row, lease):
+            raise lost(lease)
+        assert row is not None
+        xid = row["surefoot_xid"]
+    return xid
+
+
+def _answered_lost(check: psycopg.Cursor[DictRow], lease: Lease) -> bool:
+    """After an error in the pipeline: whether this check had answered that the lease is
+    gone (False when it had no answer)."""
+    try:
+        if check.pgresult is None or check.pgresult.status != psycopg.pq.ExecStatus.TUPLES_OK:
+            return False
+        return not holds(check.fetchone(), lease)
+    except psycopg.Error:
+        return False
+    finally:
+        check.close()

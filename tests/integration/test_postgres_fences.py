@@ -1,0 +1,175 @@
+"""Lease checks sent with the writes they guard (PostgreSQL, ``store/postgres/fences.py``).
+
+An attempt's start or end checks its lease in the round trip that sends its writes,
+not in one of its own. These tests hold that to what a check made first promised: in a
+batch of the group committer, a write whose lease was taken over is refused alone
+(whether it is first, in the middle or last) and writes nothing, while the others of
+its batch commit; a refused lease is the error even when a write after the check fails
+too; and the committed writes are the checked ones only, with the audit chain intact.
+
+The negative controls break the mechanism on purpose: checks that always pass, and a
+committer that does not send the last write's check before ``COMMIT``. The same
+assertions must fail against each.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
+from typing import Any
+
+import pytest
+
+from surefoot.domain.records import Lease
+from surefoot.domain.status import AttemptOutcome
+from surefoot.errors import LeaseLostError, StoreError
+from surefoot.store.postgres import PostgresStore, fences
+from tests import postgres_support
+from tests.contract.support import (
+    ACTOR,
+    LEASE_S,
+    T0,
+    assert_chain_intact,
+    at,
+    attempt,
+    claim_one,
+    new_run,
+)
+
+pytestmark = pytest.mark.postgres
+
+postgres_server = postgres_support.postgres_server
+postgres_url = postgres_support.postgres_url
+
+Outcome = tuple[str, Any]  # ("ok", None) or ("error", exception)
+
+
+@pytest.fixture
+def store(postgres_url: str) -> Iterator[PostgresStore]:
+    opened = PostgresStore(postgres_url)
+    yield opened
+    opened.close()
+
+
+def three_runs_one_taken_over(store: PostgresStore, stale_index: int) -> list[Lease]:
+    """Three runs leased to w1; the one at ``stale_index`` then taken over by w2, so that
+    w1's lease of it is stale. Returns w1's three leases, in order, then w2's."""
+    leases = []
+    for _ in range(3):
+        store.create_run(new_run(), T0, ACTOR)
+        leases.append(claim_one(store, "w1", T0).lease)
+    kept = [lease for n, lease in enumerate(leases) if n != stale_index]
+    assert store.heartbeat("w1", kept, LEASE_S, at(LEASE_S - 1)) == (set(), set())
+    taken = claim_one(store, "w2", at(LEASE_S))
+    assert taken.lease.run_id == leases[stale_index].run_id
+    return [*leases, taken.lease]
+
+
+def in_one_batch(store: PostgresStore, calls: Sequence[Callable[[], object]]) -> list[Outcome]:
+    """Each of ``calls`` (a store write) from its own thread, all in one batch in order:
+    a first write holds the writer until they all wait for it."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(_cur: object) -> None:
+        entered.set()
+        release.wait(10)
+
+    holder = threading.Thread(target=store._write, args=(hold,))
+    holder.start()
+    assert entered.wait(10)
+    outcomes: list[Outcome] = [("missing", None)] * len(calls)
+    callers = []
+    for n, call in enumerate(calls):
+
+        def run(n: int = n, call: Callable[[], object] = call) -> None:
+            try:
+                call()
+                outcomes[n] = ("ok", None)
+            except Exception as exc:
+                outcomes[n] = ("error", exc)
+
+        caller = threading.Thread(target=run)
+        caller.start()
+        callers.append(caller)
+        deadline = time.monotonic() + 10
+        while len(store._committer._pending) != n + 1:
+            assert time.monotonic() < deadline, "the caller did not queue"
+            time.sleep(0.001)
+    release.set()
+    holder.join(10)
+    for caller in callers:
+        caller.join(30)
+    return outcomes
+
+
+def batch_with_one_stale_start(store: PostgresStore, stale_index: int) -> list[str]:
+    """Three attempt starts in one batch, one of them under a stale lease; what is wrong
+    with the outcome (nothing, when checks hold)."""
+    leases = three_runs_one_taken_over(store, stale_index)[:3]
+    outcomes = in_one_batch(
+        store,
+        [partial(store.begin_attempt, lease, attempt(lease, at(LEASE_S + 1))) for lease in leases],
+    )
+    problems = []
+    for n, (lease, (kind, value)) in enumerate(zip(leases, outcomes, strict=True)):
+        started = store.list_attempts(lease.run_id)
+        if n == stale_index:
+            if kind != "error" or not isinstance(value, LeaseLostError):
+                problems.append(f"stale write {n}: {kind} {value!r}, expected LeaseLostError")
+            if started:
+                problems.append(f"stale write {n} left {len(started)} attempt(s)")
+        else:
+            if kind != "ok":
+                problems.append(f"write {n} of its batch failed: {value!r}")
+            if [a.outcome for a in started] != [AttemptOutcome.RUNNING]:
+                problems.append(f"write {n} left attempts {[a.outcome for a in started]}")
+    return problems
+
+
+@pytest.mark.parametrize("stale_index", [0, 1, 2])
+def test_a_stale_lease_in_a_batch_is_refused_alone(store: PostgresStore, stale_index: int):
+    assert batch_with_one_stale_start(store, stale_index) == []
+    assert_chain_intact(store)
+
+
+def test_a_lone_stale_write_is_refused_before_its_commit(store: PostgresStore):
+    stale = three_runs_one_taken_over(store, 1)[1]
+    with pytest.raises(LeaseLostError, match="nothing was written"):
+        store.begin_attempt(stale, attempt(stale, at(LEASE_S + 1)))
+    assert store.list_attempts(stale.run_id) == []
+    assert_chain_intact(store)
+
+
+def test_a_refused_lease_is_the_error_when_a_write_after_the_check_fails_too(
+    store: PostgresStore,
+):
+    *_, stale, _, fresh = three_runs_one_taken_over(store, 1)
+    # The new holder starts attempt 1; the same attempt under the stale lease would fail
+    # its insert (it exists) after its check refused: the refusal is what is reported.
+    store.begin_attempt(fresh, attempt(fresh, at(LEASE_S + 1)))
+    with pytest.raises(LeaseLostError, match="nothing was written"):
+        store.begin_attempt(stale, attempt(stale, at(LEASE_S + 2)))
+    # And with the lease held, the failing insert is the error.
+    with pytest.raises(StoreError) as duplicate:
+        store.begin_attempt(fresh, attempt(fresh, at(LEASE_S + 3)))
+    assert not isinstance(duplicate.value, LeaseLostError)
+    assert [a.worker_id for a in store.list_attempts(stale.run_id)] == ["w2"]
+    assert_chain_intact(store)
+
+
+def test_checks_that_always_pass_are_caught(store: PostgresStore, monkeypatch: pytest.MonkeyPatch):
+    # Negative control: the stale write commits, and the check above reports it.
+    monkeypatch.setattr(fences, "holds", lambda _row, _lease: True)
+    problems = batch_with_one_stale_start(store, 1)
+    assert any(p.startswith("stale write 1") for p in problems), problems
+
+
+def test_a_committer_that_leaves_the_last_check_for_commit_is_caught(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+):
+    # Negative control: the last write's check answered with COMMIT fails its whole batch.
+    monkeypatch.setattr(store._committer, "_must_settle", lambda _cur: False)
+    problems = batch_with_one_stale_start(store, 2)
+    assert any("of its batch failed" in p for p in problems), problems
