@@ -14,11 +14,8 @@ assertions must fail against each.
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from functools import partial
-from typing import Any
 
 import pytest
 
@@ -37,13 +34,12 @@ from tests.contract.support import (
     claim_one,
     new_run,
 )
+from tests.integration.support.batches import calls_in_one_batch
 
 pytestmark = pytest.mark.postgres
 
 postgres_server = postgres_support.postgres_server
 postgres_url = postgres_support.postgres_url
-
-Outcome = tuple[str, Any]  # ("ok", None) or ("error", exception)
 
 
 @pytest.fixture
@@ -67,48 +63,11 @@ def three_runs_one_taken_over(store: PostgresStore, stale_index: int) -> list[Le
     return [*leases, taken.lease]
 
 
-def in_one_batch(store: PostgresStore, calls: Sequence[Callable[[], object]]) -> list[Outcome]:
-    """Each of ``calls`` (a store write) from its own thread, all in one batch in order:
-    a first write holds the writer until they all wait for it."""
-    entered, release = threading.Event(), threading.Event()
-
-    def hold(_cur: object) -> None:
-        entered.set()
-        release.wait(10)
-
-    holder = threading.Thread(target=store._write, args=(hold,))
-    holder.start()
-    assert entered.wait(10)
-    outcomes: list[Outcome] = [("missing", None)] * len(calls)
-    callers = []
-    for n, call in enumerate(calls):
-
-        def run(n: int = n, call: Callable[[], object] = call) -> None:
-            try:
-                call()
-                outcomes[n] = ("ok", None)
-            except Exception as exc:
-                outcomes[n] = ("error", exc)
-
-        caller = threading.Thread(target=run)
-        caller.start()
-        callers.append(caller)
-        deadline = time.monotonic() + 10
-        while len(store._committer._pending) != n + 1:
-            assert time.monotonic() < deadline, "the caller did not queue"
-            time.sleep(0.001)
-    release.set()
-    holder.join(10)
-    for caller in callers:
-        caller.join(30)
-    return outcomes
-
-
 def batch_with_one_stale_start(store: PostgresStore, stale_index: int) -> list[str]:
     """Three attempt starts in one batch, one of them under a stale lease; what is wrong
     with the outcome (nothing, when checks hold)."""
     leases = three_runs_one_taken_over(store, stale_index)[:3]
-    outcomes = in_one_batch(
+    outcomes = calls_in_one_batch(
         store,
         [partial(store.begin_attempt, lease, attempt(lease, at(LEASE_S + 1))) for lease in leases],
     )

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,6 +33,7 @@ from surefoot.store.postgres import PostgresStore
 from surefoot.store.postgres.base import NOTIFY_CHANNEL, Cursor, is_transient, one
 from surefoot.store.postgres.group_commit import GroupCommitter, Work
 from tests import postgres_support
+from tests.integration.support.batches import Outcome, calls_in_one_batch
 from tests.postgres_support import PostgresServer
 
 pytestmark = pytest.mark.postgres
@@ -40,7 +42,6 @@ postgres_server = postgres_support.postgres_server
 postgres_url = postgres_support.postgres_url
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
-Outcome = tuple[str, Any]  # ("ok", result) or ("error", exception)
 
 
 @pytest.fixture
@@ -77,44 +78,9 @@ def in_one_batch(
     fns: Sequence[Callable[[Cursor], Any]],
     on_return: Callable[[Any], None] | None = None,
 ) -> list[Outcome]:
-    """Each of ``fns`` written from its own thread, all in one batch in the order given:
-    a first write holds the writer until they all wait for it. ``on_return`` is called
-    with each result, on the caller's thread, as soon as its write returns."""
-    entered, release = threading.Event(), threading.Event()
-
-    def hold(cur: Cursor) -> None:
-        entered.set()
-        release.wait(10)
-
-    holder = threading.Thread(target=store._write, args=(hold,))
-    holder.start()
-    assert entered.wait(10)
-    outcomes: list[Outcome] = [("missing", None)] * len(fns)
-    callers = []
-    for n, fn in enumerate(fns):
-
-        def call(n: int = n, fn: Callable[[Cursor], Any] = fn) -> None:
-            try:
-                result = store._write(fn)
-                if on_return is not None:
-                    on_return(result)
-                outcomes[n] = ("ok", result)
-            except Exception as exc:
-                outcomes[n] = ("error", exc)
-
-        caller = threading.Thread(target=call)
-        caller.start()
-        callers.append(caller)
-
-        def queued(count: int = n + 1) -> bool:
-            return len(store._committer._pending) == count
-
-        wait_until(queued, "the caller to queue")
-    release.set()
-    holder.join(10)
-    for caller in callers:
-        caller.join(30)
-    return outcomes
+    """Each of ``fns`` written from its own thread, all in one batch in the order given
+    (see :func:`calls_in_one_batch`)."""
+    return calls_in_one_batch(store, [partial(store._write, fn) for fn in fns], on_return)
 
 
 def audited_insert(store: PostgresStore, queue: str) -> Callable[[Cursor], str]:
