@@ -18,8 +18,9 @@ from surefoot.errors import (
     LeaseLostError,
     RunAlreadyFinishedError,
     RunNotFoundError,
+    StoreError,
 )
-from surefoot.store.base import AttemptEnd, RunEnd, Store, Suspension
+from surefoot.store.base import AttemptEnd, RunEnd, StepCommit, Store, Suspension
 from tests.contract.support import (
     ACTOR,
     LEASE_S,
@@ -338,9 +339,26 @@ FENCED_WRITES: dict[str, Callable[[Store, Lease], object]] = {
     "finish_run": lambda s, lease: s.finish_run(
         lease, RunEnd(RunStatus.SUCCEEDED, output='"done"'), at(11)
     ),
+    "finish_run_with_step": lambda s, lease: s.finish_run(
+        lease,
+        RunEnd(RunStatus.SUCCEEDED, output='"done"', step=_last_step(lease, written=False)),
+        at(11),
+    ),
     "release": lambda s, lease: s.release(lease, at(11), interrupt_open_attempts=True),
     "start_compensating": lambda s, lease: s.start_compensating(lease, "undo", None, at(11)),
 }
+
+
+def _last_step(lease: Lease, *, written: bool, position: int = 2) -> StepCommit:
+    """The end of the attempt at ``position``, left for the run's end (a step started at
+    10.5, ended at 10.8)."""
+    return StepCommit(
+        attempt(lease, at(10.5), position=position),
+        start_written=written,
+        result=SUCCEEDED,
+        journal=committed_step(lease.run_id, at(10.8), position=position),
+        at=at(10.8),
+    )
 
 
 def test_every_fenced_write_with_a_stale_lease_raises_lease_lost_and_writes_nothing(store):
@@ -487,3 +505,53 @@ def test_event_for_a_finished_or_unknown_run_is_refused(store):
     with pytest.raises(RunNotFoundError):
         store.send_event("nope", "go", None, event_key=None, now=at(2), actor=ACTOR)
     assert state(store, record.run_id) == before
+
+
+# -- the last step's end, committed with the run's end -------------------------------------------
+
+
+@pytest.mark.parametrize("written", [False, True], ids=["start-unwritten", "start-written"])
+def test_finish_run_commits_the_last_steps_end_first_in_the_same_transaction(store, written):
+    record, _ = store.create_run(new_run(), T0, ACTOR)
+    lease = claim_one(store, "w1", T0).lease
+    if written:
+        store.begin_attempt(lease, attempt(lease, at(10.5), position=2))
+    store.finish_run(
+        lease,
+        RunEnd(RunStatus.SUCCEEDED, output='"done"', step=_last_step(lease, written=written)),
+        at(11),
+    )
+
+    run = store.get_run(record.run_id)
+    assert run is not None
+    assert run.status is RunStatus.SUCCEEDED
+    (step,) = store.list_attempts(record.run_id)
+    assert (step.position, step.attempt, step.outcome) == (2, 1, AttemptOutcome.SUCCEEDED)
+    assert (step.started_at, step.finished_at) == (at(10.5), at(10.8))
+    (entry,) = store.list_journal(record.run_id)
+    assert (entry.position, entry.output) == (2, committed_step(record.run_id, at(0)).output)
+    actions = [
+        e.action
+        for e in store.audit_entries(after_seq=0, limit=100)
+        if e.entity_id in (record.run_id, f"{record.run_id}/2/1")
+    ]
+    # The step's start, its end, then the run's end: in the order they happened.
+    assert actions[-3:] == ["attempt.started", "attempt.finished", "run.finished"]
+    assert_chain_intact(store)
+
+
+def test_finish_run_whose_last_step_cannot_be_written_writes_nothing(store):
+    """All or nothing: a step end that fails (its attempt row exists already, so it cannot
+    be inserted as one whose start was not written) leaves the run running, untouched."""
+    record, _ = store.create_run(new_run(), T0, ACTOR)
+    lease = claim_one(store, "w1", T0).lease
+    store.begin_attempt(lease, attempt(lease, at(10.5), position=2))
+    before = state(store, record.run_id)
+    with pytest.raises(StoreError):
+        store.finish_run(
+            lease,
+            RunEnd(RunStatus.SUCCEEDED, output='"done"', step=_last_step(lease, written=False)),
+            at(11),
+        )
+    assert state(store, record.run_id) == before
+    assert_chain_intact(store)

@@ -4,6 +4,7 @@ the run. The run resumes from its history once its lease expires."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from surefoot.domain.records import (
 )
 from surefoot.domain.status import AttemptKind
 from surefoot.errors import StoreError
+from surefoot.store.base import RunEnd
 from surefoot.store.sqlite import SQLiteStore
 
 
@@ -63,6 +65,13 @@ class OutageOnce(SQLiteStore):
             OutageOnce.failures_left -= 1
             raise StoreError("the store stayed unreachable past its retry window")
         super().record_attempt(lease, attempt, result=result, journal=journal, now=now)
+
+    def finish_run(self, lease: Lease, end: RunEnd, now: datetime) -> None:
+        # A workflow that returns right after an idempotent step commits its result here.
+        if end.step is not None and OutageOnce.failures_left > 0:
+            OutageOnce.failures_left -= 1
+            raise StoreError("the store stayed unreachable past its retry window")
+        super().finish_run(lease, end, now)
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,11 @@ record is what makes an unknown outcome visible instead of silently re-sent.
 
 A step declared idempotent may run again after a crash anyway, so its start
 need not be on disk before it runs: its start and its end are committed
-together once it ends (one commit per step instead of two; both transitions
-are still audited). A worker that dies mid-step leaves no attempt for it, and
-the next execution simply runs it. Where the record of a crash matters, starts
+together with the run's next write (one commit per step instead of two; both
+transitions are still audited): at the next step boundary, before anything else
+of the run happens, or with the run's end when the workflow returns next. A
+worker that dies before that commit leaves no attempt for it, and the next
+execution simply runs it. Where the record of a crash matters, starts
 are written first as for any step: for the first step run after a takeover (so a
 step that keeps killing workers is seen, counted and routed), when the attempt
 fails, and everywhere with ``Settings.record_idempotent_starts``.
@@ -57,7 +59,7 @@ from surefoot.errors import (
     Suspended,
 )
 from surefoot.observability import instrument, redaction
-from surefoot.store.base import AttemptEnd, Suspension
+from surefoot.store.base import AttemptEnd, StepCommit, Suspension
 
 REVIEW_ACTIONS = {
     "data": ("retry", "skip", "abort"),
@@ -372,30 +374,25 @@ class StepMixin(AdmissionMixin):
             output=text,
             committed_at=now,
         )
-        succeeded = AttemptResult(AttemptOutcome.SUCCEEDED)
-        if plan.unwritten:
-            self.fenced(
-                lambda: self.rt.store.record_attempt(
-                    self.lease, plan.record, result=succeeded, journal=entry, now=now
-                )
-            )
-            plan.unwritten = False
-        else:
-            self.fenced(
-                lambda: self.rt.store.finish_attempt(
-                    self.lease,
-                    position=plan.position,
-                    kind=AttemptKind.STEP,
-                    attempt=plan.number,
-                    result=succeeded,
-                    journal=entry,
-                    now=now,
-                )
-            )
+        # An idempotent step whose start was not written may run again by declaration, so
+        # its end waits for the run's next write: committed before the next step, wait or
+        # write begins (``settle``), or with the run's end if the workflow returns next.
+        # Nothing outside the workflow's own code sees the result before that commit. A
+        # step whose start is on disk would come back from a crash as ambiguous instead:
+        # its end is committed at once.
+        written, plan.unwritten = not plan.unwritten, False
+        self.pending = StepCommit(
+            plan.record,
+            start_written=written,
+            result=AttemptResult(AttemptOutcome.SUCCEEDED),
+            journal=entry,
+            at=now,
+        )
+        if written:
+            self.settle()
         self.history.journal[plan.position] = entry
         self._mark_finished(plan.position, AttemptOutcome.SUCCEEDED)
         instrument.attempt_succeeded(self.run.workflow, step.name)
-        self.rt.crash.reached("step.after_commit")
         if step.breaker is not None:
             key = step.breaker
             self.fenced(lambda: self.rt.store.update_breaker(key, _close, now))

@@ -4,7 +4,8 @@ Workflow code re-runs from the top on every execution. Each step call takes
 the next *position*; if the journal has a committed result there, the call
 returns it without running the step (guarantee 2). Otherwise the step runs as
 a recorded attempt (see ``attempts.py``), and its result is committed before
-the workflow moves on. A different step name or kind at a recorded position
+the next step, wait or write of the run (an idempotent last step's, with the
+run's end). A different step name or kind at a recorded position
 is a :class:`NonDeterminismError`, never a silent mis-replay.
 """
 
@@ -40,7 +41,7 @@ from surefoot.errors import (
     StoreInterrupted,
 )
 from surefoot.observability import instrument
-from surefoot.store.base import ClaimedRun, RunEnd, Suspension
+from surefoot.store.base import ClaimedRun, RunEnd, StepCommit, Suspension
 
 T = TypeVar("T")
 
@@ -141,6 +142,9 @@ class ExecutionBase:
         self.record_starts = (
             claimed.taken_over or bool(claimed.interrupted) or rt.settings.record_idempotent_starts
         )
+        # A step's successful end not committed yet: committed before anything else the run
+        # does (``settle``), or with the run's end when the workflow returns right after it.
+        self.pending: StepCommit | None = None
 
     # -- helpers -------------------------------------------------------------------------
     def next_position(self) -> int:
@@ -148,12 +152,42 @@ class ExecutionBase:
         return self.position
 
     def checkpoint(self) -> None:
-        """A step boundary: the place to stop for a drain, a cancel or a lost lease."""
+        """A step boundary: the place to stop for a drain, a cancel or a lost lease. The
+        last step's result is committed here, before the next step or wait begins."""
+        self.settle()
         self.control.check(self.lease)
+
+    def settle(self) -> None:
+        """Commit the step end left pending, now (a transaction of its own)."""
+        step, self.pending = self.pending, None
+        if step is None:
+            return
+        if step.start_written:
+            self.fenced(
+                lambda: self.rt.store.finish_attempt(
+                    self.lease,
+                    position=step.attempt.position,
+                    kind=step.attempt.kind,
+                    attempt=step.attempt.attempt,
+                    result=step.result,
+                    journal=step.journal,
+                    now=step.at,
+                )
+            )
+        else:
+            self.fenced(
+                lambda: self.rt.store.record_attempt(
+                    self.lease, step.attempt, result=step.result, journal=step.journal, now=step.at
+                )
+            )
+        self.rt.crash.reached("step.after_commit")
 
     def fenced(self, call: Callable[[], T]) -> T:
         """Every store call of an execution goes through here: a lost lease or a store
-        outage unwinds the workflow as a signal that user code cannot catch."""
+        outage unwinds the workflow as a signal that user code cannot catch. A pending
+        step end is committed first, so every write lands after it, in order."""
+        if self.pending is not None:
+            self.settle()
         started = time.perf_counter()
         try:
             return call()
@@ -216,13 +250,18 @@ class ExecutionBase:
                 f"{recorded}. The workflow code changed while this run was in flight."
             )
         output = self.workflow.encode_output(value)
+        # The workflow returned right after its last step: that step's end commits with
+        # the run's end, one transaction for both.
+        step, self.pending = self.pending, None
         self.rt.crash.reached("run.before_finish")
         now = self.rt.clock()
         self.fenced(
             lambda: self.rt.store.finish_run(
-                self.lease, RunEnd(RunStatus.SUCCEEDED, output=output), now
+                self.lease, RunEnd(RunStatus.SUCCEEDED, output=output, step=step), now
             )
         )
+        if step is not None:
+            self.rt.crash.reached("step.after_commit")
         instrument.run_finished(self.run.workflow, self.run.run_id, RunStatus.SUCCEEDED.value)
 
     def dead_letter_for(self, stop: StopRun, *, compensated: bool) -> DeadLetter:

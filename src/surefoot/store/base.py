@@ -85,11 +85,26 @@ class AttemptEnd:
 
 
 @dataclass(frozen=True)
+class StepCommit:
+    """A step attempt's successful end and its journal entry, as :meth:`Store.record_attempt`
+    (``start_written`` false) or :meth:`Store.finish_attempt` (true) would commit them; the
+    engine hands the last step of a run to :meth:`Store.finish_run` to commit first, in the
+    run end's transaction."""
+
+    attempt: AttemptRecord  # as it began
+    start_written: bool  # its start is committed already: only its end is written
+    result: AttemptResult
+    journal: JournalEntry
+    at: datetime
+
+
+@dataclass(frozen=True)
 class RunEnd:
     status: RunStatus
     output: str | None = None
     error: str | None = None
     dead_letter: DeadLetter | None = None
+    step: StepCommit | None = None  # committed first, in the same transaction
 
 
 def attempt_end_columns(
@@ -212,7 +227,11 @@ class Store(Protocol):
         self, lease: Lease, *, position: int, name: str, now: datetime
     ) -> EventRecord | None: ...
     def suspend(self, lease: Lease, suspension: Suspension, now: datetime) -> None: ...
-    def finish_run(self, lease: Lease, end: RunEnd, now: datetime) -> None: ...
+    def finish_run(self, lease: Lease, end: RunEnd, now: datetime) -> None:
+        """End the run; with ``end.step``, commit that step's end and journal entry first,
+        in the same transaction (its start too, if it was not written)."""
+        ...
+
     def start_compensating(
         self, lease: Lease, reason: str, error: str | None, now: datetime
     ) -> None: ...

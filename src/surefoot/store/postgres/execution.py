@@ -17,13 +17,19 @@ from surefoot.domain.records import (
     ReviewItem,
 )
 from surefoot.domain.status import AttemptKind, JournalKind, JournalStatus, RunStatus
-from surefoot.store.base import AttemptEnd, RunEnd, Suspension, attempt_end_columns
+from surefoot.store.base import (
+    AttemptEnd,
+    RunEnd,
+    Suspension,
+    attempt_end_columns,
+)
 from surefoot.store.postgres import rows
 from surefoot.store.postgres.base import Cursor, dumps_json, iso, ts
 from surefoot.store.postgres.leases import LeaseMixin, actor_of
+from surefoot.store.step_writes import StepWrites
 
 
-class ExecutionMixin(LeaseMixin):
+class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
     # -- attempts and journal -------------------------------------------------------------
     def begin_attempt(
         self, lease: Lease, attempt: AttemptRecord, *, after: AttemptEnd | None = None
@@ -56,11 +62,7 @@ class ExecutionMixin(LeaseMixin):
     ) -> None:
         def txn(cur: Cursor) -> None:
             correlation_id = self._fence_later_txn(cur, lease)
-            # One row, written as it ended; both audit entries, each at its own time.
-            self._begin_attempt_txn(cur, lease, attempt, correlation_id, ended=(result, now))
-            self._audit_attempt_finished_txn(
-                cur, lease, attempt.position, attempt.attempt, result, now, correlation_id
-            )
+            self._record_attempt_txn(cur, lease, attempt, result, now, correlation_id)
             if journal is not None:
                 self._upsert_journal_txn(cur, journal)
 
@@ -377,6 +379,8 @@ class ExecutionMixin(LeaseMixin):
     def finish_run(self, lease: Lease, end: RunEnd, now: datetime) -> None:
         def txn(cur: Cursor) -> None:
             row = self._fence_txn(cur, lease)
+            if end.step is not None:
+                self._commit_step_txn(cur, lease, end.step, row["correlation_id"])
             self._later_txn(
                 cur,
                 "UPDATE runs SET status = %s, output = %s, error = %s, finished_at = %s,"

@@ -26,15 +26,21 @@ from surefoot.domain.status import (
     JournalStatus,
     RunStatus,
 )
-from surefoot.store.base import AttemptEnd, RunEnd, Suspension, attempt_end_columns
+from surefoot.store.base import (
+    AttemptEnd,
+    RunEnd,
+    Suspension,
+    attempt_end_columns,
+)
 from surefoot.store.sqlite import rows
 from surefoot.store.sqlite.leases import LeasesMixin, actor_of
 from surefoot.store.sqlite.values import dt_required, dumps_json, ts
+from surefoot.store.step_writes import StepWrites
 
 T = TypeVar("T")
 
 
-class ExecutionMixin(LeasesMixin):
+class ExecutionMixin(LeasesMixin, StepWrites[sqlite3.Cursor]):
     # -- attempts and journal -------------------------------------------------------------------
     def begin_attempt(
         self, lease: Lease, attempt: AttemptRecord, *, after: AttemptEnd | None = None
@@ -67,12 +73,7 @@ class ExecutionMixin(LeasesMixin):
     ) -> None:
         def txn(cur: sqlite3.Cursor) -> None:
             row = self._fence_txn(cur, lease)
-            correlation_id = row["correlation_id"]
-            # One row, written as it ended; both audit entries, each at its own time.
-            self._begin_attempt_txn(cur, lease, attempt, correlation_id, ended=(result, now))
-            self._audit_attempt_finished_txn(
-                cur, lease, attempt.position, attempt.attempt, result, now, correlation_id
-            )
+            self._record_attempt_txn(cur, lease, attempt, result, now, row["correlation_id"])
             if journal is not None:
                 self._upsert_journal_txn(cur, journal)
 
@@ -383,6 +384,8 @@ class ExecutionMixin(LeasesMixin):
     def finish_run(self, lease: Lease, end: RunEnd, now: datetime) -> None:
         def txn(cur: sqlite3.Cursor) -> None:
             row = self._fence_txn(cur, lease)
+            if end.step is not None:
+                self._commit_step_txn(cur, lease, end.step, row["correlation_id"])
             cur.execute(
                 "UPDATE runs SET status = ?, output = ?, error = ?, finished_at = ?,"
                 " lease_owner = NULL, lease_expires_at = NULL, wait_reason = NULL,"
