@@ -10,6 +10,7 @@ engine that skips the commit at the step boundary, and the same check must catch
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,31 @@ def test_each_step_runs_only_after_every_earlier_steps_result_is_committed(
     assert [(a.position, a.outcome) for a in attempts] == [
         (p, AttemptOutcome.SUCCEEDED) for p in (1, 2, 3, 5)
     ]
+
+
+def test_async_steps_run_only_after_every_earlier_steps_result_is_committed(
+    make_app: MakeApp, start_worker: StartWorker
+):
+    seen: Seen = {}
+    app, observer = make_app("async-order"), make_app("async-observer")
+
+    @app.step(name="async.fetch", idempotent=True)
+    async def fetch(n: int) -> int:
+        step = sf.current_step()
+        journal = observer.store.list_journal(step.run_id)
+        seen[step.position] = [e.position for e in journal]
+        await asyncio.sleep(0)
+        return n + 1
+
+    @app.workflow(name="async.flow")
+    async def flow(_ctx: sf.WorkflowContext, n: int) -> int:
+        return await fetch(await fetch(await fetch(n)))
+
+    start_worker(app)
+    handle = app.start(flow, 1)
+    assert handle.result(timeout=20) == 4
+    assert seen == {1: [], 2: [1], 3: [1, 2]}
+    assert [e.position for e in app.store.list_journal(handle.run_id)] == [1, 2, 3]
 
 
 def _execution_writes() -> float:
