@@ -21,6 +21,7 @@ import pytest
 import surefoot as sf
 from surefoot.errors import StoreError
 from surefoot.store.postgres import PostgresStore, listen
+from surefoot.store.postgres import execution as pg_execution
 from surefoot.store.postgres.base import NOTIFY_CHANNEL
 from tests import postgres_support
 from tests.postgres_support import PostgresServer
@@ -193,6 +194,50 @@ def test_an_event_sent_elsewhere_wakes_its_waiting_run_at_once(
     elapsed = time.monotonic() - sent
 
     assert elapsed < PROMPT_S, f"took {elapsed:.2f}s with a {POLL_S:g}s poll interval"
+
+
+def _woken_by_a_run_ended_elsewhere(
+    store: PostgresStore, make_app: MakeApp, start_worker: StartWorker, postgres_url: str
+) -> bool:
+    """Whether a change subscriber of ``store`` hears a run that a worker of another App
+    ends, within PROMPT_S, with no poll of its own."""
+    woken = threading.Event()
+    unsubscribe = store.subscribe_changes(woken.set)
+    assert unsubscribe is not None
+    wait_listening(postgres_url)
+    time.sleep(0.3)
+    woken.clear()  # the wake-up that follows LISTEN
+    worker_app = make_app("worker")
+    declare(worker_app)
+    start_worker(worker_app)
+    client = make_app("client")
+    echo, _ = declare(client)
+    handle = client.start(echo, 21)
+    heard = woken.wait(PROMPT_S)
+    if heard:
+        run = store.get_run(handle.run_id)
+        assert run is not None
+        assert run.status is sf.RunStatus.SUCCEEDED  # told after the COMMIT, not before
+    unsubscribe()
+    return heard
+
+
+def test_a_run_ended_elsewhere_wakes_those_waiting_for_results(
+    store: PostgresStore, make_app: MakeApp, start_worker: StartWorker, postgres_url: str
+):
+    assert _woken_by_a_run_ended_elsewhere(store, make_app, start_worker, postgres_url)
+
+
+def test_without_the_end_notification_nothing_wakes_those_waiting_for_results(
+    store: PostgresStore,
+    make_app: MakeApp,
+    start_worker: StartWorker,
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """Negative control: the run's end announced on another channel is not heard."""
+    monkeypatch.setattr(pg_execution, "FINISHED_CHANNEL", "surefoot_elsewhere")
+    assert not _woken_by_a_run_ended_elsewhere(store, make_app, start_worker, postgres_url)
 
 
 def test_an_idle_worker_makes_no_claims_between_polls(

@@ -50,10 +50,10 @@ class RunHandle:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         # A worker of this process wakes the wait below when it ends an execution, and
-        # so does, on SQLite, any commit of another process: polling only backs those up
-        # (from 2 ms). Otherwise (a run carried by another process on PostgreSQL) the run
-        # is noticed by polling alone: every 1 ms for the first ~20 ms (a short run ends
-        # within milliseconds; each look reads one row), then backing off to 250 ms.
+        # so does another process's: on SQLite any commit it makes, on PostgreSQL the end
+        # of a run it carried (NOTIFY). Polling only backs those up (from 2 ms, backing
+        # off to 250 ms); a store that tells nothing is polled every 1 ms for the first
+        # ~20 ms (a short run ends within milliseconds; each look reads one row).
         woken = self.app.has_local_workers() or self.app.watch_store_changes()
         delay, looks = (0.002, _FAST_LOOKS) if woken else (0.001, 0)
         while True:

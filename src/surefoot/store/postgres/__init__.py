@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from surefoot.errors import StoreError
 from surefoot.store.postgres.access import AccessMixin
+from surefoot.store.postgres.base import FINISHED_CHANNEL
 from surefoot.store.postgres.listen import Listener
 from surefoot.store.postgres.operators import OperatorMixin
 from surefoot.store.postgres.stats import StatsMixin
@@ -33,10 +34,12 @@ class PostgresStore(OperatorMixin, AccessMixin, StatsMixin):
         max_size: int = 10,
     ) -> None:
         self._listener: Listener | None = None  # set once the database is known to be usable
+        self._finished: Listener | None = None
         super().__init__(
             url, auto_migrate=auto_migrate, create=create, min_size=min_size, max_size=max_size
         )
         self._listener = Listener(self._conninfo, self.safe_url)
+        self._finished = Listener(self._conninfo, self.safe_url, channel=FINISHED_CHANNEL)
 
     def subscribe(self, wake: Callable[[], None]) -> Callable[[], None]:
         """Call ``wake`` whenever a run becomes claimable, from a listener thread that all
@@ -45,13 +48,18 @@ class PostgresStore(OperatorMixin, AccessMixin, StatsMixin):
             raise StoreError(f"{self.safe_url}: the store is not open")
         return self._listener.subscribe(wake)
 
-    def subscribe_changes(self, wake: Callable[[], None]) -> Callable[[], None] | None:  # noqa: ARG002
-        """Not told: notifications here are only for runs that become claimable."""
-        return None
+    def subscribe_changes(self, wake: Callable[[], None]) -> Callable[[], None] | None:
+        """Call ``wake`` whenever a worker ends a run (``NOTIFY surefoot_finished``), from
+        a listener thread of its own. Other changes are not told: callers keep polling,
+        at a slower pace, for them."""
+        if self._finished is None:
+            raise StoreError(f"{self.safe_url}: the store is not open")
+        return self._finished.subscribe(wake)
 
     def close(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
+        for listener in (self._listener, self._finished):
+            if listener is not None:
+                listener.close()
         super().close()
 
 

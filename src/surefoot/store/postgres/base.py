@@ -78,6 +78,8 @@ MAX_DELAY_S = 1.0
 MAX_KNOWN_RUNS = 100_000
 POOL_TIMEOUT_S = 10.0  # waiting for a free (or new) connection; a timeout is retried
 NOTIFY_CHANNEL = "surefoot_runs"
+# Sent when a worker ends a run (payload: the run id): wakes clients waiting for a result.
+FINISHED_CHANNEL = "surefoot_finished"
 MIGRATION_LOCK = 0x5F5E_F007  # pg_advisory_xact_lock key: one migrator at a time
 # NULL when the transaction wrote nothing: then its commit outcome does not matter.
 _CURRENT_XID = "SELECT pg_current_xact_id_if_assigned()::text AS xid"

@@ -24,7 +24,7 @@ from surefoot.store.base import (
     attempt_end_columns,
 )
 from surefoot.store.postgres import rows
-from surefoot.store.postgres.base import Cursor, dumps_json, iso, ts
+from surefoot.store.postgres.base import FINISHED_CHANNEL, Cursor, dumps_json, iso, ts
 from surefoot.store.postgres.leases import LeaseMixin, actor_of
 from surefoot.store.step_writes import StepWrites
 
@@ -434,6 +434,9 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
                 ),
                 now,
             )
+
+            # Heard, after the COMMIT, by clients waiting for the result (subscribe_changes).
+            self._later_txn(cur, "SELECT pg_notify(%s, %s)", (FINISHED_CHANNEL, lease.run_id))
 
         self._write(txn)
         self._forget_run(lease.run_id)  # the run leaves this worker

@@ -1,8 +1,9 @@
 """Wake-ups by ``LISTEN``: one connection per store turns notifications into ``wake()`` calls.
 
-Transactions that make a run claimable send ``NOTIFY surefoot_runs`` (see ``base``).
-A :class:`Listener` holds one dedicated connection (autocommit, outside the pool)
-that listens on that channel, in a daemon thread started by the first subscriber
+Transactions that make a run claimable send ``NOTIFY surefoot_runs`` (see ``base``),
+and a worker that ends a run sends ``NOTIFY surefoot_finished`` for the clients waiting
+for results. A :class:`Listener` holds one dedicated connection (autocommit, outside the
+pool) that listens on one channel, in a daemon thread started by the first subscriber
 and stopped when the last one leaves. Every batch of notifications calls each
 subscriber's ``wake()`` once; the worker's claim loop then looks for work.
 
