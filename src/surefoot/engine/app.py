@@ -141,7 +141,8 @@ class App:
 
     def watch_store_changes(self) -> bool:
         """Have ``wait_for_change`` also woken by what other processes commit, where the
-        store can tell (SQLite); whether it can. The subscription lasts until ``close``."""
+        store can tell (SQLite: any commit; PostgreSQL: a run's end); whether it can. The
+        subscription lasts until ``close``."""
         store = self.store
         with self._lock:
             if self._unwatch is None:
