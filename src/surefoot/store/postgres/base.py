@@ -191,7 +191,7 @@ class _TxnEnd:
     later: list[tuple[str, Any]] = field(default_factory=list)
     checks: dict[int, Lease] = field(default_factory=dict)  # lease checks among ``later``
     audit: list[tuple[AuditRecord, datetime]] = field(default_factory=list)
-    notify: list[str] = field(default_factory=list)
+    notify: list[tuple[str, str]] = field(default_factory=list)  # (channel, payload)
     xid: str | None = None
 
     @property
@@ -421,7 +421,7 @@ class PostgresBase:
             later, end.later, checks, end.checks = end.later, [], end.checks, {}
             fences.send(cur, later, checks)
         last = [*end.later]
-        last += [("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, q)) for q in end.notify]
+        last += [("SELECT pg_notify(%s, %s)", pair) for pair in end.notify]
         if end.audit:
             last.append(self._append_statement(end.audit))
         if not last:
@@ -591,9 +591,10 @@ class PostgresBase:
             ]
         return audit.append_sql(len(queued)), params
 
-    def _notify_txn(self, cur: Cursor, queue: str) -> None:
-        """Tell listening workers that a run in ``queue`` can be claimed (sent on commit,
-        by a statement queued with the transaction's last ones)."""
+    def _notify_txn(self, cur: Cursor, payload: str, *, channel: str = NOTIFY_CHANNEL) -> None:
+        """Tell listeners, on commit: by default workers, that a run in queue ``payload``
+        can be claimed; on ``FINISHED_CHANNEL`` waiting clients, that run ``payload`` ended
+        (sent once each, by a statement queued with the transaction's last ones)."""
         end = self._end_of(cur)
-        if queue not in end.notify:
-            end.notify.append(queue)
+        if (channel, payload) not in end.notify:
+            end.notify.append((channel, payload))

@@ -17,12 +17,7 @@ from surefoot.domain.records import (
     ReviewItem,
 )
 from surefoot.domain.status import AttemptKind, JournalKind, JournalStatus, RunStatus
-from surefoot.store.base import (
-    AttemptEnd,
-    RunEnd,
-    Suspension,
-    attempt_end_columns,
-)
+from surefoot.store.base import AttemptEnd, RunEnd, Suspension, attempt_end_columns
 from surefoot.store.postgres import rows
 from surefoot.store.postgres.base import FINISHED_CHANNEL, Cursor, dumps_json, iso, ts
 from surefoot.store.postgres.leases import LeaseMixin, actor_of
@@ -434,9 +429,8 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
                 ),
                 now,
             )
-
             # Heard, after the COMMIT, by clients waiting for the result (subscribe_changes).
-            self._later_txn(cur, "SELECT pg_notify(%s, %s)", (FINISHED_CHANNEL, lease.run_id))
+            self._notify_txn(cur, lease.run_id, channel=FINISHED_CHANNEL)
 
         self._write(txn)
         self._forget_run(lease.run_id)  # the run leaves this worker

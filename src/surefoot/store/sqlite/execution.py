@@ -26,12 +26,7 @@ from surefoot.domain.status import (
     JournalStatus,
     RunStatus,
 )
-from surefoot.store.base import (
-    AttemptEnd,
-    RunEnd,
-    Suspension,
-    attempt_end_columns,
-)
+from surefoot.store.base import AttemptEnd, RunEnd, Suspension, attempt_end_columns
 from surefoot.store.sqlite import rows
 from surefoot.store.sqlite.leases import LeasesMixin, actor_of
 from surefoot.store.sqlite.values import dt_required, dumps_json, ts
