@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import asdict
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import surefoot as sf
@@ -102,3 +105,69 @@ def test_redactor_drops_named_fields_at_any_depth_and_secret_looking_text() -> N
     assert cleaned["header"] == f"Authorization: Bearer {REDACTED}"
     assert cleaned["url"] == f"postgresql://app:{REDACTED}@db/prod"
     assert redactor.text("nothing secret here") == "nothing secret here"
+
+
+# Text near and inside what the default patterns look for, so that examples often match.
+_FRAGMENTS = st.sampled_from(
+    [
+        "Bearer ",
+        "basic ",
+        "BASIC\t",
+        "password",
+        "PASSWD",
+        "db_secret_x",
+        "Token",
+        "api-key",
+        "API_KEY",
+        "=",
+        ": ",
+        " '",
+        '"',
+        "eyJ",
+        "abcdEFGH1234",
+        ".",
+        "sk_live_",
+        "pk_test_",
+        "ghp_",
+        "xoxb-",
+        "AKIA",
+        "0123456789ABCDEF",
+        "https://",
+        "user",
+        ":",
+        "@",
+        "host",
+        " ",
+        "-",
+        "_",
+    ]
+)
+_TEXT = st.lists(_FRAGMENTS | st.text(max_size=6), max_size=12).map("".join)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_TEXT)
+def test_text_the_prefilter_passes_over_matches_no_default_pattern(value: str) -> None:
+    """The cheap check that lets most log fields skip the default patterns never skips
+    one that would have redacted something."""
+    if not redaction.may_match_default(value):
+        for pattern in redaction.DEFAULT_SECRET_PATTERNS:
+            assert re.search(pattern, value) is None, (pattern, value)
+
+
+def test_the_prefilter_lets_every_default_pattern_see_its_secrets() -> None:
+    """Negative control for the property above: each sample secret is seen as possible."""
+    samples = [
+        f"Authorization: Bearer {TOKEN}",
+        f"password={PASSWORD}",
+        "eyJhbGciOiJIUzI1.eyJzdWIiOiIxMjM0.sig",
+        "key sk_live_abcdef123456",
+        "ghp_abcdefghijklmnopqrstuvwxyz",
+        "xoxb-1234567890-abc",
+        "AKIAABCDEFGHIJKLMNOP",
+        f"postgresql://app:{PASSWORD}@db/prod",
+    ]
+    for sample in samples:
+        assert any(re.search(p, sample) for p in redaction.DEFAULT_SECRET_PATTERNS), sample
+        assert redaction.may_match_default(sample), sample
+    assert not redaction.may_match_default("2030-01-01T00:00:00Z run r-1 (three_steps) succeeded")

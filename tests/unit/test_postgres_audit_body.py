@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from surefoot.domain.audit import GENESIS, entry_hash
+from surefoot.domain.codec import canonical
 from surefoot.domain.records import AuditRecord
-from surefoot.store.postgres.audit import body_prefix
+from surefoot.store.postgres.audit import queued_values
 
 AT = "2030-01-01T12:00:00.000000+00:00"
 
@@ -44,7 +45,8 @@ def test_the_server_side_body_hashes_like_entry_hash(
         reason=reason,
         correlation_id=correlation_id,
     )
-    body = body_prefix(record, AT) + str(seq) + "}"
+    stored_before, stored_after, prefix = queued_values(record, AT)
+    body = prefix + str(seq) + "}"
 
     assert body.isascii()  # the server's convert_to(..., 'UTF8') then changes nothing
     expected = entry_hash(
@@ -61,3 +63,6 @@ def test_the_server_side_body_hashes_like_entry_hash(
         correlation_id=correlation_id,
     )
     assert hashlib.sha256(f"{GENESIS}\n{body}".encode()).hexdigest() == expected
+    # What is stored is the very JSON the hash covers.
+    assert stored_before == (None if before is None else canonical(before))
+    assert stored_after == (None if after is None else canonical(after))

@@ -50,15 +50,53 @@ def entry_hash(
 ) -> str:
     """``sha256(prev_hash + "\\n" + body)`` in hex, where ``body`` is the :func:`canonical`
     JSON of the entry's fields (``prev_hash`` and ``hash`` excluded)."""
-    # The body written field by field in sorted key order: exactly the text canonical()
-    # gives for the whole mapping, without sorting the same ten keys for every entry.
-    body = (
-        f'{{"action":{_value(action)},"actor":{_value(actor)},"after":{_value(after)},'
-        f'"at":{_value(at)},"before":{_value(before)},'
-        f'"correlation_id":{_value(correlation_id)},"entity":{_value(entity)},'
-        f'"entity_id":{_value(entity_id)},"reason":{_value(reason)},"seq":{_value(seq)}}}'
+    prefix = body_prefix(
+        at=at,
+        actor=actor,
+        action=action,
+        entity=entity,
+        entity_id=entity_id,
+        before=_value(before),
+        after=_value(after),
+        reason=reason,
+        correlation_id=correlation_id,
     )
-    return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
+    return hash_with_seq(prev_hash, prefix, seq)
+
+
+def value_json(value: Any) -> str | None:
+    """How an entry's ``before`` or ``after`` is stored: its :func:`canonical` JSON, the
+    very text the hash covers (None, stored as NULL, for no value)."""
+    return None if value is None else _value(value)
+
+
+def body_prefix(
+    *,
+    at: str,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: str,
+    before: str,
+    after: str,
+    reason: str | None,
+    correlation_id: str | None,
+) -> str:
+    """The entry's canonical body up to and including ``"seq":`` (``seq`` sorts last),
+    with ``before`` and ``after`` given as their canonical JSON (``"null"`` for none)."""
+    # Written field by field in sorted key order: exactly the text canonical() gives for
+    # the whole mapping, without sorting the same ten keys for every entry.
+    return (
+        f'{{"action":{_value(action)},"actor":{_value(actor)},"after":{after},'
+        f'"at":{_value(at)},"before":{before},'
+        f'"correlation_id":{_value(correlation_id)},"entity":{_value(entity)},'
+        f'"entity_id":{_value(entity_id)},"reason":{_value(reason)},"seq":'
+    )
+
+
+def hash_with_seq(prev_hash: str, prefix: str, seq: Any) -> str:
+    """The entry hash from its :func:`body_prefix` and its sequence number."""
+    return hashlib.sha256(f"{prev_hash}\n{prefix}{_value(seq)}}}".encode()).hexdigest()
 
 
 def _value(value: Any) -> str:

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from surefoot.domain.audit import GENESIS
-from surefoot.domain.codec import canonical
+from surefoot.domain.audit import GENESIS, body_prefix, value_json
 from surefoot.domain.records import AuditRecord
 
 # One queued entry: n (from 1), at, actor, action, entity, entity_id, before, after,
@@ -66,19 +65,19 @@ def append_sql(count: int) -> str:
     return _APPEND.format(rows=", ".join([_ROW] * count), genesis=GENESIS)
 
 
-def body_prefix(record: AuditRecord, at: str) -> str:
-    """The entry's canonical JSON body up to and including ``"seq":``."""
-    body = canonical(
-        {
-            "at": at,
-            "actor": record.actor,
-            "action": record.action,
-            "entity": record.entity,
-            "entity_id": record.entity_id,
-            "before": record.before,
-            "after": record.after,
-            "reason": record.reason,
-            "correlation_id": record.correlation_id,
-        }
+def queued_values(record: AuditRecord, at: str) -> tuple[str | None, str | None, str]:
+    """The entry's ``before`` and ``after`` as stored (their canonical JSON, or None) and
+    its body up to and including ``"seq":``, each value encoded once for both."""
+    before, after = value_json(record.before), value_json(record.after)
+    prefix = body_prefix(
+        at=at,
+        actor=record.actor,
+        action=record.action,
+        entity=record.entity,
+        entity_id=record.entity_id,
+        before="null" if before is None else before,
+        after="null" if after is None else after,
+        reason=record.reason,
+        correlation_id=record.correlation_id,
     )
-    return body[:-1] + ',"seq":'
+    return before, after, prefix

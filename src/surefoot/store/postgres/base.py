@@ -576,6 +576,7 @@ class PostgresBase:
         :mod:`surefoot.store.postgres.audit`)."""
         params: list[Any] = []
         for n, (record, now) in enumerate(queued, start=1):
+            before, after, prefix = audit.queued_values(record, iso(now))
             params += [
                 n,
                 ts(now),
@@ -583,11 +584,11 @@ class PostgresBase:
                 record.action,
                 record.entity,
                 record.entity_id,
-                dumps_json(record.before),
-                dumps_json(record.after),
+                before,
+                after,
                 record.reason,
                 record.correlation_id,
-                audit.body_prefix(record, iso(now)),
+                prefix,
             ]
         return audit.append_sql(len(queued)), params
 

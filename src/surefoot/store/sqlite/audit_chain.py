@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from surefoot.domain.audit import GENESIS, entry_hash
+from surefoot.domain.audit import GENESIS, body_prefix, hash_with_seq, value_json
 from surefoot.domain.records import AuditRecord
-from surefoot.store.sqlite.values import dumps_json
 
 _Head = tuple[int, str]
 _Mark = tuple[_Head | None, bool]
@@ -54,25 +53,26 @@ class AuditAppender:
 
     # -- appending ---------------------------------------------------------------------------
     def append(self, cur: sqlite3.Cursor, record: AuditRecord, at: str) -> None:
-        """Insert the next entry of the chain (``at``: its stored timestamp)."""
-        if self._head is None:
-            row = cur.execute("SELECT seq, hash FROM audit_head WHERE only_row = 1").fetchone()
-            self._head = (int(row[0]), str(row[1])) if row else (0, GENESIS)
-        prev_seq, prev_hash = self._head
-        seq = prev_seq + 1
-        digest = entry_hash(
-            prev_hash,
-            seq=seq,
+        """Insert the next entry of the chain (``at``: its stored timestamp). ``before``
+        and ``after`` are stored as the canonical JSON the hash covers, encoded once."""
+        before, after = value_json(record.before), value_json(record.after)
+        prefix = body_prefix(
             at=at,
             actor=record.actor,
             action=record.action,
             entity=record.entity,
             entity_id=record.entity_id,
-            before=record.before,
-            after=record.after,
+            before="null" if before is None else before,
+            after="null" if after is None else after,
             reason=record.reason,
             correlation_id=record.correlation_id,
         )
+        if self._head is None:
+            row = cur.execute("SELECT seq, hash FROM audit_head WHERE only_row = 1").fetchone()
+            self._head = (int(row[0]), str(row[1])) if row else (0, GENESIS)
+        prev_hash = self._head[1]
+        seq = self._head[0] + 1
+        digest = hash_with_seq(prev_hash, prefix, seq)
         cur.execute(
             "INSERT INTO audit_log (seq, at, actor, action, entity, entity_id, before, after,"
             " reason, correlation_id, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -83,8 +83,8 @@ class AuditAppender:
                 record.action,
                 record.entity,
                 record.entity_id,
-                dumps_json(record.before),
-                dumps_json(record.after),
+                before,
+                after,
                 record.reason,
                 record.correlation_id,
                 prev_hash,
