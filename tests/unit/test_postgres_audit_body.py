@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from surefoot.domain.audit import GENESIS, entry_hash
+from surefoot.domain.audit import GENESIS, encode_entry, entry_hash
 from surefoot.domain.codec import canonical
 from surefoot.domain.records import AuditRecord
-from surefoot.store.postgres.audit import queued_values
 
 AT = "2030-01-01T12:00:00.000000+00:00"
 
@@ -45,7 +44,7 @@ def test_the_server_side_body_hashes_like_entry_hash(
         reason=reason,
         correlation_id=correlation_id,
     )
-    stored_before, stored_after, prefix = queued_values(record, AT)
+    stored_before, stored_after, prefix = encode_entry(record, AT)
     body = prefix + str(seq) + "}"
 
     assert body.isascii()  # the server's convert_to(..., 'UTF8') then changes nothing

@@ -14,6 +14,7 @@ from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from surefoot.domain.codec import canonical
+from surefoot.domain.records import AuditRecord
 
 GENESIS = "0" * 64
 
@@ -92,6 +93,24 @@ def body_prefix(
         f'"correlation_id":{_value(correlation_id)},"entity":{_value(entity)},'
         f'"entity_id":{_value(entity_id)},"reason":{_value(reason)},"seq":'
     )
+
+
+def encode_entry(record: AuditRecord, at: str) -> tuple[str | None, str | None, str]:
+    """A new entry's ``before`` and ``after`` as stored (:func:`value_json`) and its
+    :func:`body_prefix`, each value encoded once for both."""
+    before, after = value_json(record.before), value_json(record.after)
+    prefix = body_prefix(
+        at=at,
+        actor=record.actor,
+        action=record.action,
+        entity=record.entity,
+        entity_id=record.entity_id,
+        before="null" if before is None else before,
+        after="null" if after is None else after,
+        reason=record.reason,
+        correlation_id=record.correlation_id,
+    )
+    return before, after, prefix
 
 
 def hash_with_seq(prev_hash: str, prefix: str, seq: Any) -> str:

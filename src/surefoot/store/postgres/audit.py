@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from surefoot.domain.audit import GENESIS, body_prefix, value_json
-from surefoot.domain.records import AuditRecord
+from surefoot.domain.audit import GENESIS
 
 # One queued entry: n (from 1), at, actor, action, entity, entity_id, before, after,
 # reason, correlation_id, prefix.
@@ -63,21 +62,3 @@ def append_sql(count: int) -> str:
     if count < 1:
         raise ValueError("nothing to append")
     return _APPEND.format(rows=", ".join([_ROW] * count), genesis=GENESIS)
-
-
-def queued_values(record: AuditRecord, at: str) -> tuple[str | None, str | None, str]:
-    """The entry's ``before`` and ``after`` as stored (their canonical JSON, or None) and
-    its body up to and including ``"seq":``, each value encoded once for both."""
-    before, after = value_json(record.before), value_json(record.after)
-    prefix = body_prefix(
-        at=at,
-        actor=record.actor,
-        action=record.action,
-        entity=record.entity,
-        entity_id=record.entity_id,
-        before="null" if before is None else before,
-        after="null" if after is None else after,
-        reason=record.reason,
-        correlation_id=record.correlation_id,
-    )
-    return before, after, prefix

@@ -52,6 +52,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
+from surefoot.domain.audit import encode_entry
 from surefoot.domain.records import AuditRecord, Lease
 from surefoot.errors import (
     SchemaOutdatedError,
@@ -576,7 +577,7 @@ class PostgresBase:
         :mod:`surefoot.store.postgres.audit`)."""
         params: list[Any] = []
         for n, (record, now) in enumerate(queued, start=1):
-            before, after, prefix = audit.queued_values(record, iso(now))
+            before, after, prefix = encode_entry(record, iso(now))
             params += [
                 n,
                 ts(now),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from surefoot.domain.audit import GENESIS, body_prefix, hash_with_seq, value_json
+from surefoot.domain.audit import GENESIS, encode_entry, hash_with_seq
 from surefoot.domain.records import AuditRecord
 
 _Head = tuple[int, str]
@@ -55,18 +55,7 @@ class AuditAppender:
     def append(self, cur: sqlite3.Cursor, record: AuditRecord, at: str) -> None:
         """Insert the next entry of the chain (``at``: its stored timestamp). ``before``
         and ``after`` are stored as the canonical JSON the hash covers, encoded once."""
-        before, after = value_json(record.before), value_json(record.after)
-        prefix = body_prefix(
-            at=at,
-            actor=record.actor,
-            action=record.action,
-            entity=record.entity,
-            entity_id=record.entity_id,
-            before="null" if before is None else before,
-            after="null" if after is None else after,
-            reason=record.reason,
-            correlation_id=record.correlation_id,
-        )
+        before, after, prefix = encode_entry(record, at)
         if self._head is None:
             row = cur.execute("SELECT seq, hash FROM audit_head WHERE only_row = 1").fetchone()
             self._head = (int(row[0]), str(row[1])) if row else (0, GENESIS)
