@@ -28,6 +28,9 @@ from surefoot.errors import (
 from surefoot.store.postgres import rows
 from surefoot.store.postgres.base import Cursor, PostgresBase, Row, iso, one, ts
 
+# A statement sent along with others in one round trip: its cursor, query and parameters.
+Sent = tuple[Cursor, str, Sequence[object]]
+
 # A run by its id, or else by its idempotency key (an id match wins).
 _RUN_BY_ID_OR_KEY = (
     "SELECT * FROM runs WHERE run_id = %(ref)s OR idempotency_key = %(ref)s"
@@ -215,9 +218,13 @@ class IntakeMixin(PostgresBase):
         return IntakeMixin._histories_txn(cur, [run_id])[run_id]
 
     @staticmethod
-    def _histories_txn(cur: Cursor, run_ids: Sequence[str]) -> dict[str, History]:
+    def _histories_txn(
+        cur: Cursor, run_ids: Sequence[str], *, along: Sequence[Sent] = ()
+    ) -> dict[str, History]:
         """The histories of these runs: three reads in one round trip, sent pipelined and
-        fetched after the sync, however many runs."""
+        fetched after the sync, however many runs. ``along``: statements sent first in
+        the same round trip, each on its own cursor, for the caller to fetch afterwards
+        (the reads see what they wrote)."""
         histories = {run_id: History() for run_id in run_ids}
         ids = list(run_ids)
         conn = cur.connection
@@ -226,6 +233,8 @@ class IntakeMixin(PostgresBase):
             conn.cursor(row_factory=dict_row) as reviews,
         ):
             with conn.pipeline():
+                for other, query, params in along:
+                    other.execute(query, params)
                 cur.execute("SELECT * FROM journal WHERE run_id = ANY(%s)", (ids,))
                 attempts.execute(
                     "SELECT * FROM attempts WHERE run_id = ANY(%s) AND kind = 'step'"

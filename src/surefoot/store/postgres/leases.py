@@ -14,12 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
+from psycopg.rows import dict_row
+
 from surefoot.domain.records import AttemptRecord, AuditRecord, Lease
 from surefoot.domain.status import RunStatus
 from surefoot.store.base import ClaimedRun
 from surefoot.store.postgres import rows
 from surefoot.store.postgres.base import Cursor, Row, dumps_json, iso, one, ts
-from surefoot.store.postgres.intake import IntakeMixin
+from surefoot.store.postgres.intake import IntakeMixin, Sent
 
 
 def actor_of(worker_id: str) -> str:
@@ -240,19 +242,6 @@ class LeaseMixin(IntakeMixin):
             # leases, the attempts their previous workers left open, and their histories.
             befores = [rows.run_from_row(row) for row in found]
             ids = [before.run_id for before in befores]
-            updated = {
-                row["run_id"]: row
-                for row in cur.execute(
-                    "UPDATE runs SET status = CASE WHEN status = 'compensating'"
-                    " THEN 'compensating' ELSE 'running' END, lease_owner = %s,"
-                    " lease_epoch = lease_epoch + 1, lease_expires_at = %s,"
-                    " deliveries = deliveries + 1, wait_reason = NULL, wake_at = NULL,"
-                    " waiting_for = NULL, updated_at = %s WHERE run_id = ANY(%s)"
-                    " RETURNING *, pg_current_xact_id()::text AS surefoot_xid",
-                    (worker_id, ts(now + timedelta(seconds=lease_s)), ts(now), ids),
-                ).fetchall()
-            }
-            self._note_xid_txn(cur, next(iter(updated.values()))["surefoot_xid"])
             taken_over = {
                 before.run_id: (
                     f"worker {before.lease_owner} stopped before finishing (its lease "
@@ -261,8 +250,26 @@ class LeaseMixin(IntakeMixin):
                 for before in befores
                 if before.status in (RunStatus.RUNNING, RunStatus.COMPENSATING)
             }
-            interrupted = self._interrupt_attempts_of_txn(cur, taken_over, now)
-            histories = self._histories_txn(cur, ids)
+            conn = cur.connection
+            with (
+                conn.cursor(row_factory=dict_row) as leased,
+                conn.cursor(row_factory=dict_row) as stopped,
+            ):
+                # The leases, the attempts the previous workers left open, and the histories
+                # (which see both) in one round trip.
+                along: list[Sent] = [
+                    (
+                        leased,
+                        _LEASE,
+                        (worker_id, ts(now + timedelta(seconds=lease_s)), ts(now), ids),
+                    )
+                ]
+                if taken_over:
+                    along.append((stopped, _INTERRUPT, _interrupt_params(taken_over, now)))
+                histories = self._histories_txn(cur, ids, along=along)
+                updated = {row["run_id"]: row for row in leased.fetchall()}
+                interrupted = _interrupted_from(stopped.fetchall()) if taken_over else {}
+            self._note_xid_txn(cur, next(iter(updated.values()))["surefoot_xid"])
             claimed: list[ClaimedRun] = []
             for before in befores:
                 run = rows.run_from_row(updated[before.run_id])
@@ -320,20 +327,7 @@ class LeaseMixin(IntakeMixin):
         with its reason, in one statement; returns them by run, in attempt order."""
         if not whys:
             return {}
-        ids = list(whys)
-        errors = [dumps_json({"type": "surefoot.Interrupted", "message": whys[i]}) for i in ids]
-        found: dict[str, list[AttemptRecord]] = {}
-        for row in cur.execute(
-            "UPDATE attempts AS a SET outcome = 'interrupted', error = w.error,"
-            " finished_at = %s FROM unnest(%s::text[], %s::text[]) AS w (run_id, error)"
-            " WHERE a.run_id = w.run_id AND a.outcome = 'running' RETURNING a.*",
-            (ts(now), ids, errors),
-        ).fetchall():
-            found.setdefault(row["run_id"], []).append(rows.attempt_from_row(row))
-        return {
-            run_id: tuple(sorted(records, key=lambda r: (r.position, r.kind.value, r.attempt)))
-            for run_id, records in found.items()
-        }
+        return _interrupted_from(cur.execute(_INTERRUPT, _interrupt_params(whys, now)).fetchall())
 
     def _audit_interrupted_txn(
         self,
@@ -431,3 +425,36 @@ class LeaseMixin(IntakeMixin):
 
 def _iso_or_none(value: datetime | None) -> str | None:
     return None if value is None else iso(value)
+
+
+_LEASE = (
+    "UPDATE runs SET status = CASE WHEN status = 'compensating'"
+    " THEN 'compensating' ELSE 'running' END, lease_owner = %s,"
+    " lease_epoch = lease_epoch + 1, lease_expires_at = %s,"
+    " deliveries = deliveries + 1, wait_reason = NULL, wake_at = NULL,"
+    " waiting_for = NULL, updated_at = %s WHERE run_id = ANY(%s)"
+    " RETURNING *, pg_current_xact_id()::text AS surefoot_xid"
+)
+_INTERRUPT = (
+    "UPDATE attempts AS a SET outcome = 'interrupted', error = w.error,"
+    " finished_at = %s FROM unnest(%s::text[], %s::text[]) AS w (run_id, error)"
+    " WHERE a.run_id = w.run_id AND a.outcome = 'running' RETURNING a.*"
+)
+
+
+def _interrupt_params(whys: Mapping[str, str], now: datetime) -> tuple[object, ...]:
+    """``_INTERRUPT``'s parameters: each run's attempts get its own reason."""
+    ids = list(whys)
+    errors = [dumps_json({"type": "surefoot.Interrupted", "message": whys[i]}) for i in ids]
+    return (ts(now), ids, errors)
+
+
+def _interrupted_from(returned: Sequence[Row]) -> dict[str, tuple[AttemptRecord, ...]]:
+    """What ``_INTERRUPT`` returned, by run, in attempt order."""
+    found: dict[str, list[AttemptRecord]] = {}
+    for row in returned:
+        found.setdefault(row["run_id"], []).append(rows.attempt_from_row(row))
+    return {
+        run_id: tuple(sorted(records, key=lambda r: (r.position, r.kind.value, r.attempt)))
+        for run_id, records in found.items()
+    }
