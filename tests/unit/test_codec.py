@@ -3,6 +3,7 @@ SerializationError; call arguments round-trip through their signature."""
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -10,8 +11,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from surefoot.domain import codec
 from surefoot.domain.codec import Signature, canonical, dumps, loads, roundtrip
 from surefoot.errors import SerializationError
 
@@ -227,3 +231,52 @@ def test_return_annotation_is_recorded_for_result_decoding():
         return Decimal("1")
 
     assert Signature(fee).return_annotation is Decimal
+
+
+_PLAIN_VALUES = st.one_of(
+    st.integers(),
+    st.integers(min_value=2**63, max_value=2**80),
+    st.booleans(),
+    st.none(),
+    st.text(),
+    st.text(alphabet=st.characters(max_codepoint=127)),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.lists(st.integers(), max_size=3),
+)
+_ANNOTATIONS = st.sampled_from([Any, int, bool, str, type(None), float, inspect.Signature.empty])
+
+
+@settings(max_examples=500, deadline=None)
+@given(_PLAIN_VALUES, _ANNOTATIONS)
+def test_arguments_that_skip_pydantic_come_out_exactly_as_pydantic_makes_them(
+    value: Any, annotation: Any
+) -> None:
+    """Step and workflow arguments of the plainest kinds skip pydantic when encoded and
+    decoded; for each of them, pydantic would have given back the very same value and type."""
+    if not codec._plain(value, annotation):
+        return
+    stored = json.loads(dumps(value, annotation))
+    assert stored == value
+    assert type(stored) is type(value)
+    decoded = codec.adapter_for(annotation).validate_python(stored)
+    assert decoded == value
+    assert type(decoded) is type(value)
+
+
+def test_what_pydantic_would_change_still_goes_through_it() -> None:
+    """Negative control of the property above: the values the shortcut must leave to
+    pydantic are left to it, and come back as pydantic makes them."""
+    assert not codec._plain(True, int)  # a bool where an int is annotated
+    assert not codec._plain(1, float)  # pydantic makes it 1.0
+    assert not codec._plain("naïve", str)  # non-ASCII text: pydantic checks it
+    assert not codec._plain(1.5, Any)  # floats (NaN, infinities) are pydantic's
+    assert not codec._plain([1], Any)
+
+    def takes_float(x: float) -> float:
+        return x
+
+    signature = Signature(takes_float)
+    args, kwargs = signature.decode_call(signature.encode_call([1], {}))
+    (value,) = [*args, *kwargs.values()]
+    assert value == 1.0
+    assert type(value) is float

@@ -63,6 +63,24 @@ def roundtrip(value: Any, annotation: Any = Any, *, what: str = "value") -> tupl
     return text, loads(text, annotation, what=what)
 
 
+_PLAIN_TYPES = frozenset({int, bool, type(None)})
+
+
+def _plain(value: Any, annotation: Any) -> bool:
+    """Whether pydantic would hand ``value`` back as it is, both ways, against
+    ``annotation``: an int, a bool, None or an ASCII str, annotated with its own exact
+    type or not at all. Those skip pydantic (most step arguments are such values); an
+    ``int`` annotation given a ``bool``, a subclass, a non-ASCII str (which pydantic
+    checks for lone surrogates) and everything else still go through it."""
+    kind = type(value)
+    if kind is str:
+        if not value.isascii():
+            return False
+    elif kind not in _PLAIN_TYPES:
+        return False
+    return annotation is Any or annotation is kind or annotation is inspect.Signature.empty
+
+
 def canonical(value: Any) -> str:
     """Stable JSON for hashing (sorted keys, no whitespace, ASCII only, ``str()`` of
     anything JSON has no type for): the bytes audit hashes cover, so they never change."""
@@ -110,6 +128,8 @@ class Signature:
                 payload[name] = {
                     k: json.loads(dumps(v, hint, what=f"argument {k!r}")) for k, v in value.items()
                 }
+            elif _plain(value, hint):
+                payload[name] = value
             else:
                 payload[name] = json.loads(dumps(value, hint, what=f"argument {name!r}"))
         return _COMPACT.encode(payload)
@@ -139,13 +159,15 @@ class Signature:
             if name not in raw:
                 continue
             value = raw[name]
-            adapter = adapter_for(self.hints.get(name, Any))
+            hint = self.hints.get(name, Any)
             if param.kind is inspect.Parameter.VAR_POSITIONAL:
+                adapter = adapter_for(hint)
                 args.extend(adapter.validate_python(item) for item in value)
             elif param.kind is inspect.Parameter.VAR_KEYWORD:
+                adapter = adapter_for(hint)
                 kwargs.update({key: adapter.validate_python(item) for key, item in value.items()})
             else:
-                decoded = adapter.validate_python(value)
+                decoded = value if _plain(value, hint) else adapter_for(hint).validate_python(value)
                 if param.kind is inspect.Parameter.POSITIONAL_ONLY or index < positional_before:
                     args.append(decoded)
                 else:
