@@ -280,3 +280,73 @@ def test_what_pydantic_would_change_still_goes_through_it() -> None:
     (value,) = [*args, *kwargs.values()]
     assert value == 1.0
     assert type(value) is float
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text()
+    | st.text(alphabet=st.characters(max_codepoint=127)),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=5,
+)
+
+
+def _pydantic_dumps(value: Any, annotation: Any) -> str:
+    adapter = codec.adapter_for(annotation)
+    if annotation is not Any and annotation is not inspect.Signature.empty:
+        value = adapter.validate_python(value)
+    return adapter.dump_json(value).decode()
+
+
+def _outcome(call: Any) -> tuple[str, Any]:
+    """What ``call()`` gives: ("ok", the value's repr and type; NaN is not equal to
+    itself) or ("error", None)."""
+    try:
+        value = call()
+    except (SerializationError, ValueError):
+        return ("error", None)
+    return ("ok", (repr(value), type(value)))
+
+
+def _disagreement(value: Any, annotation: Any) -> str | None:
+    """Where the codec's results for ``value`` differ from pydantic's, if anywhere."""
+    if _outcome(lambda: dumps(value, annotation)) != _outcome(
+        lambda: _pydantic_dumps(value, annotation)
+    ):
+        return "encoded differently"
+    text = json.dumps(value)
+    if _outcome(lambda: loads(text, annotation)) != _outcome(
+        lambda: codec.adapter_for(annotation).validate_json(text)
+    ):
+        return "decoded differently"
+    return None
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(_PLAIN_VALUES, _JSON_VALUES), _ANNOTATIONS)
+def test_results_that_skip_pydantic_are_stored_and_read_back_exactly_as_pydantic_does(
+    value: Any, annotation: Any
+) -> None:
+    """Step results and workflow outputs of the plainest kinds skip pydantic; every value,
+    plain or not, is stored as the very text pydantic makes of it and read back as the
+    value (and type) pydantic gives, or refused where pydantic refuses it."""
+    assert _disagreement(value, annotation) is None
+
+
+def test_a_looser_shortcut_would_be_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Negative control: a shortcut that also took a bool for an annotated int, or
+    non-ASCII text, disagrees with pydantic where the property above looks."""
+    assert _disagreement(True, int) is None
+    monkeypatch.setattr(
+        codec, "_plain", lambda value, annotation: type(value) in (int, bool, str, type(None))
+    )
+    assert _disagreement(True, int) == "encoded differently"
+    assert _disagreement("1", int) == "encoded differently"
+
+
+def test_an_int_too_long_for_text_goes_to_pydantic() -> None:
+    value = 10**5000  # past Python's default limit on int <-> str conversion
+    assert _outcome(lambda: dumps(value)) == _outcome(lambda: _pydantic_dumps(value, Any))

@@ -4,6 +4,11 @@ A step's result is stored as JSON and decoded with its return annotation
 (pydantic does both), so a ``Decimal`` comes back a ``Decimal`` and a model
 comes back a model. The live path returns the *decoded* value too: workflow
 code sees exactly the same value on the first run and on every replay.
+
+The plainest values (an int, a bool, None or ASCII text, annotated with their own type
+or not at all) are written and read by the standard library instead, as the very text
+pydantic would write and the very value it would read back (a property test holds the
+two to that).
 """
 
 from __future__ import annotations
@@ -11,36 +16,59 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
-from typing import Any, get_type_hints
-
-from pydantic import TypeAdapter, ValidationError
-from pydantic_core import PydanticSerializationError
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Any, get_type_hints
 
 from surefoot.errors import SerializationError
 
-_ANY: TypeAdapter[Any] = TypeAdapter(Any)
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
+# pydantic is imported at the first value that needs it, not with this module: a worker
+# whose steps take and return ints, strings, bools and None (the shortcut below) never
+# pays for it, and every process starts (and a crashed worker restarts) that much sooner.
+
 # The encoders json.dumps would build on every call with these options, built once: the
 # same options give the same text, and an encoder keeps no state between calls.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
+# Plain values as pydantic writes them: like _COMPACT, but DEL (the one ASCII character
+# the two escape differently) is left as it is, as pydantic leaves it.
+_PLAIN_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+@cache
+def _any_adapter() -> TypeAdapter[Any]:
+    from pydantic import TypeAdapter  # noqa: PLC0415 - imported when first needed
+
+    return TypeAdapter(Any)
 
 
 @lru_cache(maxsize=4096)
 def adapter_for(annotation: Any) -> TypeAdapter[Any]:
     if annotation is inspect.Signature.empty or annotation is Any:
-        return _ANY
+        return _any_adapter()
+    from pydantic import TypeAdapter  # noqa: PLC0415 - imported when first needed
+
     try:
         return TypeAdapter(annotation)
     except Exception:  # noqa: BLE001 - an annotation pydantic cannot handle means "any"
-        return _ANY
+        return _any_adapter()
 
 
 def dumps(value: Any, annotation: Any = Any, *, what: str = "value") -> str:
     """Encode to compact JSON text or raise :class:`SerializationError`."""
+    if _plain(value, annotation):
+        try:
+            return _PLAIN_JSON.encode(value)  # the very text pydantic makes of it
+        except ValueError:
+            pass  # an int too long for str(): pydantic's to encode, or to refuse
+    from pydantic import ValidationError  # noqa: PLC0415 - imported when first needed
+    from pydantic_core import PydanticSerializationError  # noqa: PLC0415
+
     adapter = adapter_for(annotation)
     try:
-        if adapter is not _ANY:
+        if adapter is not _any_adapter():
             value = adapter.validate_python(value)
         return adapter.dump_json(value).decode()
     except ValidationError as exc:
@@ -52,6 +80,14 @@ def dumps(value: Any, annotation: Any = Any, *, what: str = "value") -> str:
 def loads(text: str | None, annotation: Any = Any, *, what: str = "value") -> Any:
     if text is None:
         return None
+    if _maybe_plain(annotation):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            pass  # not JSON (or an int too long): pydantic says why
+        else:
+            if _plain(value, annotation):
+                return value
     try:
         return adapter_for(annotation).validate_json(text)
     except ValueError as exc:
@@ -64,14 +100,20 @@ def roundtrip(value: Any, annotation: Any = Any, *, what: str = "value") -> tupl
 
 
 _PLAIN_TYPES = frozenset({int, bool, type(None)})
+_PLAIN_ANNOTATIONS = (Any, inspect.Signature.empty, int, bool, str, type(None))
+
+
+def _maybe_plain(annotation: Any) -> bool:
+    """Whether a value annotated so may be plain (see :func:`_plain`)."""
+    return any(annotation is plain for plain in _PLAIN_ANNOTATIONS)
 
 
 def _plain(value: Any, annotation: Any) -> bool:
     """Whether pydantic would hand ``value`` back as it is, both ways, against
     ``annotation``: an int, a bool, None or an ASCII str, annotated with its own exact
-    type or not at all. Those skip pydantic (most step arguments are such values); an
-    ``int`` annotation given a ``bool``, a subclass, a non-ASCII str (which pydantic
-    checks for lone surrogates) and everything else still go through it."""
+    type or not at all. Those skip pydantic (most step arguments and many results are
+    such values); an ``int`` annotation given a ``bool``, a subclass, a non-ASCII str
+    (which pydantic checks for lone surrogates) and everything else still go through it."""
     kind = type(value)
     if kind is str:
         if not value.isascii():
