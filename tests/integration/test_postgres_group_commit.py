@@ -13,12 +13,13 @@ until the others all wait for it (:func:`in_one_batch`).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,12 +28,23 @@ import psycopg
 import pytest
 
 from surefoot.domain.audit import verify_chain
+from surefoot.domain.queues import RateLimit
 from surefoot.domain.records import AuditRecord, Lease, NewRun
+from surefoot.domain.status import RunStatus
 from surefoot.errors import LeaseLostError, StoreError
+from surefoot.store.base import RunEnd
 from surefoot.store.postgres import PostgresStore
-from surefoot.store.postgres.base import NOTIFY_CHANNEL, Cursor, is_transient, one
+from surefoot.store.postgres.base import (
+    BATCHES_WHEN_ALONE,
+    NOTIFY_CHANNEL,
+    RECOUNT_S,
+    Cursor,
+    is_transient,
+    one,
+)
 from surefoot.store.postgres.group_commit import GroupCommitter, Work
 from tests import postgres_support
+from tests.contract.support import ACTOR, SUCCEEDED, at, attempt, committed_step, new_run
 from tests.integration.support.batches import Outcome, calls_in_one_batch
 from tests.postgres_support import PostgresServer
 
@@ -417,3 +429,190 @@ def test_a_batch_whose_commit_answer_is_lost_is_applied_exactly_once(
     assert [kind for kind, _ in outcomes] == ["ok"] * (len(names) + 1)
     assert queue_rows(postgres_url) == dict.fromkeys(names, True)
     assert audit_counts(store) == dict.fromkeys(names, 1)
+
+
+# -- batches written at once -----------------------------------------------------------------------
+class AllConcurrent(GroupCommitter[Cursor]):
+    """Deliberately broken: takes every write for a run's own, so a write that may lock
+    other runs' rows (a heartbeat) shares the server with other batches."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        super().__init__(
+            store._write_batch,
+            settle=store._send_later_txn,
+            must_settle=lambda cur: bool(store._end_of(cur).checks),
+            is_transient=is_transient,
+            wrap=store._store_error,
+            leaders=BATCHES_WHEN_ALONE,
+        )
+
+    def submit(self, fn: Callable[[Cursor], Any], *, concurrent: bool = False) -> Any:
+        return super().submit(fn, concurrent=True)
+
+
+def register(store: PostgresStore, worker_id: str, now: datetime) -> None:
+    store.register_worker_process(
+        worker_id,
+        "host",
+        1000 + len(worker_id),
+        [],
+        now,
+        boot_id="boot",
+        pid_namespace="ns",
+        process_started=1,
+    )
+
+
+def written_at_once(store: PostgresStore, *, concurrent: bool = True) -> bool:
+    """Whether two writes from two threads were written at the same time (each on its
+    own connection), rather than one after the other."""
+    meet = threading.Barrier(2, timeout=2)
+
+    def txn(cur: Cursor) -> int:
+        meet.wait()  # passes only while the other write's batch is being written too
+        return int(one(cur.execute("SELECT pg_backend_pid() AS pid"))["pid"])
+
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(store._write, txn, concurrent=concurrent) for _ in range(2)]
+        errors = [f.exception() for f in futures]
+    if errors == [None, None]:
+        assert len({f.result() for f in futures}) == 2
+        return True
+    # One after the other: each waited for the other in vain.
+    assert all(isinstance(error, threading.BrokenBarrierError) for error in errors), errors
+    return False
+
+
+@pytest.mark.parametrize("concurrent", [True, False], ids=["concurrent", "negative-control"])
+def test_a_lone_worker_writes_runs_own_writes_at_once_on_their_own_connections(
+    store: PostgresStore, concurrent: bool
+):
+    register(store, "w", datetime.now(UTC))
+    assert written_at_once(store, concurrent=concurrent) is concurrent
+
+
+def test_with_other_live_workers_a_process_writes_one_batch_at_a_time(
+    store: PostgresStore, postgres_url: str
+):
+    assert not written_at_once(store)  # not a worker (yet): one at a time
+    now = datetime.now(UTC)
+    register(store, "w", now)
+    assert written_at_once(store)  # the only live worker
+    elsewhere = PostgresStore(postgres_url)  # another worker process
+    try:
+        register(elsewhere, "other", now)  # registers...
+        store.heartbeat("w", [], 30, now)  # ...and the first counts it at its next heartbeat
+        assert not written_at_once(store)
+        later = now + timedelta(seconds=5)
+        store.heartbeat("w", [], 1, later)  # the other's heartbeat is stale
+        assert written_at_once(store)
+        register(elsewhere, "third", later)  # another one starts...
+        elsewhere.create_run(new_run(), later, ACTOR)
+        assert written_at_once(store)
+        store._live_counted_at -= RECOUNT_S  # ...and a second later, a claim counts it
+        assert store.claim("w", workflows=["flow"], queues=None, limit=1, lease_s=1, now=later)
+        assert not written_at_once(store)
+    finally:
+        elsewhere.close()
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["as-written", "negative-control"])
+def test_a_write_that_may_lock_other_runs_rows_is_written_alone(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch, broken: bool
+):
+    register(store, "w", T0)  # the only live worker: writes several batches at once
+    if broken:
+        monkeypatch.setattr(store, "_committer", AllConcurrent(store))
+    stop = threading.Event()
+
+    def own_write(cur: Cursor) -> None:
+        cur.execute("SELECT pg_sleep(0.005)")  # keeps its batch open a while
+
+    def busy_run() -> None:
+        while not stop.is_set():
+            store._write(own_write, concurrent=True)
+
+    shared_with: list[int] = []
+
+    def alone(cur: Cursor) -> None:
+        shared_with.append(store._committer._leading - 1)  # other batches being written
+
+    runs = [threading.Thread(target=busy_run) for _ in range(2)]
+    for thread in runs:
+        thread.start()
+    try:
+        wait_until(lambda: store._committer._leading >= 2, "two batches written at once")
+        for _ in range(20):
+            store._write(alone)
+            time.sleep(0.002)
+    finally:
+        stop.set()
+        for thread in runs:
+            thread.join(10)
+
+    if broken:
+        assert max(shared_with) > 0, "the negative control was not caught"
+    else:
+        assert shared_with == [0] * 20
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["as-written", "negative-control"])
+def test_a_busy_worker_does_not_deadlock_with_itself(
+    store: PostgresStore,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    broken: bool,
+):
+    """Many runs' step writes and ends, written in concurrent batches, while heartbeats
+    extend every lease and take tokens: no deadlock is detected (each would have been
+    retried, with a warning), and everything commits."""
+    register(store, "w", T0)  # the only live worker: writes several batches at once
+    if broken:
+        monkeypatch.setattr(store, "_committer", AllConcurrent(store))
+    runs, steps = 12, 8
+    for _ in range(runs):
+        store.create_run(new_run(), T0, ACTOR)
+    claimed = store.claim("w", workflows=["flow"], queues=None, limit=runs, lease_s=300, now=T0)
+    leases = [c.lease for c in claimed]
+    assert len(leases) == runs
+    stop = threading.Event()
+
+    def heartbeats() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            store.heartbeat("w", leases, 300, at(n / 1000))
+            store.take_token(RateLimit(f"key-{n % 2}", per_s=1000, burst=1000), at(n / 1000))
+
+    def execute(lease: Lease) -> None:
+        for position in range(1, steps + 1):
+            now = at(position)
+            store.record_attempt(
+                lease,
+                attempt(lease, now, position=position),
+                result=SUCCEEDED,
+                journal=committed_step(lease.run_id, now, position=position),
+                now=now,
+            )
+        store.finish_run(lease, RunEnd(RunStatus.SUCCEEDED, output='"done"'), at(steps + 1))
+
+    beating = threading.Thread(target=heartbeats)
+    beating.start()
+    try:
+        with caplog.at_level(logging.WARNING), ThreadPoolExecutor(runs) as pool:
+            list(pool.map(execute, leases))
+    finally:
+        stop.set()
+        beating.join(10)
+
+    deadlocks = [r for r in caplog.records if "deadlock" in r.getMessage()]
+    if broken:
+        assert deadlocks, "the negative control was not caught"
+    else:
+        assert not deadlocks
+    for lease in leases:
+        run = store.get_run(lease.run_id)
+        assert run is not None
+        assert run.status is RunStatus.SUCCEEDED
+        assert len(store.list_journal(lease.run_id)) == steps
+    assert audit_counts(store)  # the chain verifies

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import re
 import threading
@@ -78,6 +79,13 @@ MAX_DELAY_S = 1.0
 # Correlation ids of leased runs kept at most (about 100 bytes each).
 MAX_KNOWN_RUNS = 100_000
 POOL_TIMEOUT_S = 10.0  # waiting for a free (or new) connection; a timeout is retried
+# Batches of runs' own writes that a worker process writes at once, each on its own
+# connection, while it is the only live worker of its database: while one batch waits for
+# the server, the next is prepared. With more worker processes, theirs already overlap,
+# and more batches would only split the commits they all take turns at (the audit head)
+# into smaller ones: each process then writes one batch at a time.
+BATCHES_WHEN_ALONE = 3
+RECOUNT_S = 1.0  # a worker busy claiming counts the live workers this often
 NOTIFY_CHANNEL = "surefoot_runs"
 # Sent when a worker ends a run (payload: the run id): wakes clients waiting for a result.
 FINISHED_CHANNEL = "surefoot_finished"
@@ -239,7 +247,10 @@ class PostgresBase:
         # Each leased run's correlation id (it never changes), from its claim or its row:
         # a write that knows it can send its lease check with its writes (``fences``).
         self._correlations: dict[str, str | None] = {}
-        # Write transactions run in batches, one batch at a time, on the callers' threads.
+        # Write transactions run in batches on the callers' threads: one at a time, or up
+        # to ``BATCHES_WHEN_ALONE`` of runs' own writes once this process is a worker that
+        # finds itself the only live one (``_live_workers_seen``).
+        self._live_counted_at = -math.inf  # when live workers were last counted
         self._committer: GroupCommitter[Cursor] = GroupCommitter(
             self._write_batch,
             settle=self._send_later_txn,
@@ -289,11 +300,24 @@ class PostgresBase:
         self._pool.close()
 
     # -- transactions --------------------------------------------------------------------
-    def _write(self, fn: Callable[[Cursor], T]) -> T:
+    def _write(self, fn: Callable[[Cursor], T], *, concurrent: bool = False) -> T:
         """Run ``fn`` in a write transaction, committed together with the other write
         transactions of this process waiting at the time (see
-        :mod:`surefoot.store.postgres.group_commit`)."""
-        return self._committer.submit(fn)
+        :mod:`surefoot.store.postgres.group_commit`). ``concurrent``: ``fn`` locks only
+        the rows of the one run whose lease its caller holds (or skips locked rows), so
+        its batch may be written while another is."""
+        return self._committer.submit(fn, concurrent=concurrent)
+
+    def _live_workers_seen(self, count: int) -> None:
+        """A worker of this process counted ``count`` live worker processes (itself
+        included) as it registered, renewed its leases or claimed: it writes several
+        batches at once only while it is the only one."""
+        self._live_counted_at = time.monotonic()
+        self._committer.set_leaders(BATCHES_WHEN_ALONE if count <= 1 else 1)
+
+    def _live_workers_due(self) -> bool:
+        """Whether a claim should count the live workers again (once a second at most)."""
+        return time.monotonic() - self._live_counted_at >= RECOUNT_S
 
     def _read(self, fn: Callable[[Cursor], T]) -> T:
         return self._run(lambda _deadline: self._read_once(fn))

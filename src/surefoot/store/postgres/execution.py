@@ -44,7 +44,7 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
                 )
             self._begin_attempt_txn(cur, lease, attempt, correlation_id)
 
-        self._write(txn)
+        self._write(txn, concurrent=True)
 
     def record_attempt(
         self,
@@ -61,7 +61,7 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
             if journal is not None:
                 self._upsert_journal_txn(cur, journal)
 
-        self._write(txn)
+        self._write(txn, concurrent=True)
 
     def _begin_attempt_txn(
         self,
@@ -132,7 +132,7 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
             if journal is not None:
                 self._upsert_journal_txn(cur, journal)
 
-        self._write(txn)
+        self._write(txn, concurrent=True)
 
     def _finish_attempt_txn(
         self,
@@ -220,7 +220,7 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
             self._fence_later_txn(cur, lease)
             self._upsert_journal_txn(cur, entry)
 
-        self._write(txn)
+        self._write(txn, concurrent=True)
 
     def consume_event(
         self, lease: Lease, *, position: int, name: str, now: datetime
@@ -266,7 +266,7 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
             )
             return rows.event_from_row(row)
 
-        return self._write(txn)
+        return self._write(txn, concurrent=True)
 
     # -- waits and ends -------------------------------------------------------------------------
     def suspend(self, lease: Lease, suspension: Suspension, now: datetime) -> None:
@@ -327,7 +327,7 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
             if status is RunStatus.PENDING or (wake_at is not None and wake_at <= now):
                 self._notify_txn(cur, row["queue"])
 
-        self._write(txn)
+        self._write(txn, concurrent=True)
         self._forget_run(lease.run_id)  # the run leaves this worker
 
     def _insert_review_txn(self, cur: Cursor, item: ReviewItem) -> None:
@@ -432,5 +432,5 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
             # Heard, after the COMMIT, by clients waiting for the result (subscribe_changes).
             self._notify_txn(cur, lease.run_id, channel=FINISHED_CHANNEL)
 
-        self._write(txn)
+        self._write(txn, concurrent=True)
         self._forget_run(lease.run_id)  # the run leaves this worker

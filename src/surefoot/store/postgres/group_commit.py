@@ -36,6 +36,20 @@ A batch holds the row locks its functions take until its ``COMMIT``, so a functi
 that waits for a lock another process holds delays its whole batch; the functions are
 short and lock the runs they change, which one worker holds at a time.
 
+While one batch waits for the server (its statements, its ``COMMIT`` and the flush),
+the process has Python work to do for the next one, so up to ``leaders`` batches may
+be written at once, each on its own connection, but only of functions submitted as
+*concurrent*: functions that lock nothing but the rows of the one run whose lease
+their caller holds (a step's attempt, journal entry and end, a run's wait or end, a
+claim, which skips locked rows instead of waiting for them). Two such batches never
+wait for each other's rows: a run's writes come from the one thread executing it,
+one at a time. They meet only at the audit head, which each locks last, in its
+``COMMIT`` round trip. Any other function (a heartbeat that extends the leases of
+all of the process's runs, a shared rate-limit bucket, a breaker, an operator's
+change) runs in a batch that is written alone: it starts only when no batch is being
+written, and no batch starts while it runs or waits. Two batches of one process thus
+never lock the same rows in opposite orders, and cannot deadlock each other.
+
 The committer knows nothing of connections: ``PostgresBase`` (in
 :mod:`surefoot.store.postgres.base`) gives it the function that writes a batch, and
 calls :meth:`GroupCommitter.run_items` inside each attempt's transaction.
@@ -65,6 +79,7 @@ class Work(Generic[C, T]):
     """One caller's transaction function and, once ``done``, its outcome."""
 
     fn: Callable[[C], T]
+    concurrent: bool = False  # locks only its own run's rows: may share the server
     done: bool = False  # read and written only under the committer's lock
     failed: bool = False  # its own error is final: it is not run again
     result: Any = None
@@ -87,38 +102,51 @@ class GroupCommitter(Generic[C]):
         is_transient: Callable[[psycopg.Error], bool],
         wrap: Callable[[psycopg.Error], StoreError],
         must_settle: Callable[[C], bool] = lambda _cursor: False,
+        leaders: int = 1,
     ) -> None:
         """``write`` commits a batch (retrying transient errors) or raises; it calls
         :meth:`run_items` in its transaction. ``settle`` sends what a function left for
         the end of the transaction that the next function could read. ``must_settle``
         tells whether what the last function left must be sent before ``COMMIT`` too
         (it holds a check whose failure is that function's own). ``wrap`` makes a
-        caller's own database error into the error that caller gets."""
+        caller's own database error into the error that caller gets. ``leaders`` is
+        how many batches of concurrent functions may be written at once."""
+        if leaders < 1:
+            raise ValueError("at least one batch must be able to run")
         self._write = write
         self._settle = settle
         self._must_settle = must_settle
         self._is_transient = is_transient
         self._wrap = wrap
         self._pending: deque[Work[C, Any]] = deque()
-        # Guards the queue, ``_leading`` and every ``done``; notified after each batch.
+        self._leaders = leaders
+        # Guards the queue, the counts below and every ``done``; notified after each batch.
         self._changed = threading.Condition(threading.Lock())
-        self._leading = False  # whether a caller is running a batch
+        self._leading = 0  # batches being written
+        self._alone = False  # whether the one being written must run alone
+        self._waiting_alone = 0  # functions in the queue that must run alone
         self._inside = threading.local()  # set while this thread runs a batch
 
-    def submit(self, fn: Callable[[C], T]) -> T:
-        """Run ``fn`` in a write transaction; return once the COMMIT holding it has."""
+    def submit(self, fn: Callable[[C], T], *, concurrent: bool = False) -> T:
+        """Run ``fn`` in a write transaction; return once the COMMIT holding it has.
+
+        ``concurrent`` says that ``fn`` locks only the rows of the run whose lease its
+        caller holds, so its batch may be written while others are."""
         if getattr(self._inside, "active", False):
             raise StoreError("a write transaction cannot open another one")
-        work: Work[C, T] = Work(fn)
+        work: Work[C, T] = Work(fn, concurrent)
         with self._changed:
             self._pending.append(work)
+            self._waiting_alone += not concurrent
             while not work.done:
-                if self._leading or not self._pending:
+                batch = self._next_batch()
+                if batch is None:
                     self._changed.wait()
                     continue
-                # The writer is free: lead the next batch (ours, unless 64 came before it).
-                batch = [self._pending.popleft() for _ in range(min(MAX_BATCH, len(self._pending)))]
-                self._leading = True
+                # Lead the next batch (ours, unless 64 came before it).
+                alone = not all(item.concurrent for item in batch)
+                self._leading += 1
+                self._alone = alone
                 self._changed.release()
                 try:
                     self._lead(batch)
@@ -126,12 +154,40 @@ class GroupCommitter(Generic[C]):
                     self._changed.acquire()
                     for done in batch:
                         done.done = True
-                    self._leading = False
+                    self._leading -= 1
+                    if alone:
+                        self._alone = False
                     self._changed.notify_all()
         if work.error is not None:
             raise work.error
         result: T = work.result
         return result
+
+    def set_leaders(self, leaders: int) -> None:
+        """From now on, write up to ``leaders`` batches of concurrent functions at once
+        (batches being written go on)."""
+        if leaders < 1:
+            raise ValueError("at least one batch must be able to run")
+        with self._changed:
+            self._leaders = leaders
+            self._changed.notify_all()
+
+    @property
+    def leaders(self) -> int:
+        return self._leaders
+
+    def _next_batch(self) -> list[Work[C, Any]] | None:
+        """The batch to write now, taken from the queue, or None if none may start yet.
+        Called with the lock held."""
+        if not self._pending:
+            return None
+        if self._leading and (self._alone or self._waiting_alone or self._leading >= self._leaders):
+            # Only concurrent functions join a batch being written, and none do while
+            # one that must run alone waits for the writer: it goes next.
+            return None
+        batch = [self._pending.popleft() for _ in range(min(MAX_BATCH, len(self._pending)))]
+        self._waiting_alone -= sum(not item.concurrent for item in batch)
+        return batch
 
     def run_items(self, cursor: C, batch: Sequence[Work[C, Any]]) -> Work[C, Any] | None:
         """Run the functions of ``batch`` not yet failed, in order, in the open transaction.

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from psycopg.rows import dict_row
 
-from surefoot.domain.records import AttemptRecord, AuditRecord, Lease
+from surefoot.domain.records import AttemptRecord, AuditRecord, Lease, RunRecord
 from surefoot.domain.status import RunStatus
 from surefoot.store.base import ClaimedRun
 from surefoot.store.postgres import rows
@@ -42,7 +42,7 @@ class LeaseMixin(IntakeMixin):
         pid_namespace: str,
         process_started: int,
     ) -> None:
-        def txn(cur: Cursor) -> None:
+        def txn(cur: Cursor) -> int:
             cur.execute(
                 "INSERT INTO workers (worker_id, hostname, pid, queues, started_at,"
                 " heartbeat_at, boot_id, pid_namespace, process_started)"
@@ -59,8 +59,9 @@ class LeaseMixin(IntakeMixin):
                     process_started,
                 ),
             )
+            return _count_live_workers(cur, now - timedelta(seconds=LIVE_WINDOW_S))
 
-        self._write(txn)
+        self._live_workers_seen(self._write(txn))
 
     def declare_dead_workers(
         self,
@@ -242,18 +243,12 @@ class LeaseMixin(IntakeMixin):
             # leases, the attempts their previous workers left open, and their histories.
             befores = [rows.run_from_row(row) for row in found]
             ids = [before.run_id for before in befores]
-            taken_over = {
-                before.run_id: (
-                    f"worker {before.lease_owner} stopped before finishing (its lease "
-                    f"expired at {_iso_or_none(before.lease_expires_at)})"
-                )
-                for before in befores
-                if before.status in (RunStatus.RUNNING, RunStatus.COMPENSATING)
-            }
+            taken_over = _taken_over(befores)
             conn = cur.connection
             with (
                 conn.cursor(row_factory=dict_row) as leased,
                 conn.cursor(row_factory=dict_row) as stopped,
+                conn.cursor(row_factory=dict_row) as counted,
             ):
                 # The leases, the attempts the previous workers left open, and the histories
                 # (which see both) in one round trip.
@@ -266,9 +261,13 @@ class LeaseMixin(IntakeMixin):
                 ]
                 if taken_over:
                     along.append((stopped, _INTERRUPT, _interrupt_params(taken_over, now)))
+                recount = self._recount_along(counted, now, lease_s)
+                along += recount
                 histories = self._histories_txn(cur, ids, along=along)
                 updated = {row["run_id"]: row for row in leased.fetchall()}
                 interrupted = _interrupted_from(stopped.fetchall()) if taken_over else {}
+                if recount:
+                    self._live_workers_seen(int(one(counted)["n"]))
             self._note_xid_txn(cur, next(iter(updated.values()))["surefoot_xid"])
             claimed: list[ClaimedRun] = []
             for before in befores:
@@ -306,7 +305,8 @@ class LeaseMixin(IntakeMixin):
                 )
             return claimed
 
-        return self._write(txn)
+        # Skips locked runs rather than waiting for them: a claim may share the server.
+        return self._write(txn, concurrent=True)
 
     def _interrupt_open_attempts_txn(
         self, cur: Cursor, run_id: str, now: datetime, why: str, worker_id: str
@@ -354,15 +354,23 @@ class LeaseMixin(IntakeMixin):
                 now,
             )
 
+    def _recount_along(self, cursor: Cursor, now: datetime, lease_s: float) -> list[Sent]:
+        """The count of live workers for ``cursor``, to send with a claim's leases if it is
+        due: a worker busy claiming notices others start (or stop), in passing."""
+        if not self._live_workers_due():
+            return []
+        return [(cursor, _LIVE_WORKERS, (ts(now - timedelta(seconds=lease_s)),))]
+
     def heartbeat(
         self, worker_id: str, leases: Sequence[Lease], lease_s: float, now: datetime
     ) -> tuple[set[str], set[str]]:
         ordered = sorted(leases, key=lambda lease: lease.run_id)  # one lock order for all
 
-        def txn(cur: Cursor) -> tuple[set[str], set[str]]:
+        def txn(cur: Cursor) -> tuple[set[str], set[str], int]:
             cur.execute(
                 "UPDATE workers SET heartbeat_at = %s WHERE worker_id = %s", (ts(now), worker_id)
             )
+            live = _count_live_workers(cur, now - timedelta(seconds=lease_s))
             expires = ts(now + timedelta(seconds=lease_s))
             lost: set[str] = set()
             for lease in ordered:
@@ -383,9 +391,11 @@ class LeaseMixin(IntakeMixin):
                         (held,),
                     )
                 }
-            return lost, cancels
+            return lost, cancels, live
 
-        return self._write(txn)
+        lost, cancels, live = self._write(txn)
+        self._live_workers_seen(live)
+        return lost, cancels
 
     def release(self, lease: Lease, now: datetime, *, interrupt_open_attempts: bool) -> None:
         def txn(cur: Cursor) -> None:
@@ -421,6 +431,31 @@ class LeaseMixin(IntakeMixin):
             self._notify_txn(cur, row["queue"])
 
         self._write(txn)
+
+
+# A worker whose heartbeat is older than this when another registers is not counted as
+# live by it (the default lease; heartbeats count with their own lease).
+LIVE_WINDOW_S = 30.0
+
+
+# Worker processes not stopped whose heartbeat is later than the parameter.
+_LIVE_WORKERS = "SELECT COUNT(*) AS n FROM workers WHERE stopped_at IS NULL AND heartbeat_at > %s"
+
+
+def _count_live_workers(cur: Cursor, since: datetime) -> int:
+    return int(one(cur.execute(_LIVE_WORKERS, (ts(since),)))["n"])
+
+
+def _taken_over(befores: Sequence[RunRecord]) -> dict[str, str]:
+    """Why each claimed run that was still leased (its worker stopped) is taken over."""
+    return {
+        before.run_id: (
+            f"worker {before.lease_owner} stopped before finishing (its lease "
+            f"expired at {_iso_or_none(before.lease_expires_at)})"
+        )
+        for before in befores
+        if before.status in (RunStatus.RUNNING, RunStatus.COMPENSATING)
+    }
 
 
 def _iso_or_none(value: datetime | None) -> str | None:
