@@ -172,10 +172,6 @@ class GroupCommitter(Generic[C]):
             self._leaders = leaders
             self._changed.notify_all()
 
-    @property
-    def leaders(self) -> int:
-        return self._leaders
-
     def _next_batch(self) -> list[Work[C, Any]] | None:
         """The batch to write now, taken from the queue, or None if none may start yet.
         Called with the lock held."""
