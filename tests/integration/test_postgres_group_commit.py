@@ -443,8 +443,8 @@ class AllConcurrent(GroupCommitter[Cursor]):
             must_settle=lambda cur: bool(store._end_of(cur).checks),
             is_transient=is_transient,
             wrap=store._store_error,
-            leaders=BATCHES_WHEN_ALONE,
         )
+        self.set_leaders(BATCHES_WHEN_ALONE)
 
     def submit(self, fn: Callable[[Cursor], Any], *, concurrent: bool = False) -> Any:
         return super().submit(fn, concurrent=True)

@@ -37,8 +37,9 @@ that waits for a lock another process holds delays its whole batch; the function
 short and lock the runs they change, which one worker holds at a time.
 
 While one batch waits for the server (its statements, its ``COMMIT`` and the flush),
-the process has Python work to do for the next one, so up to ``leaders`` batches may
-be written at once, each on its own connection, but only of functions submitted as
+the process has Python work to do for the next one, so up to ``leaders`` batches
+(:meth:`GroupCommitter.set_leaders`) may be written at once, each on its own
+connection, but only of functions submitted as
 *concurrent*: functions that lock nothing but the rows of the one run whose lease
 their caller holds (a step's attempt, journal entry and end, a run's wait or end, a
 claim, which skips locked rows instead of waiting for them). Two such batches never
@@ -102,24 +103,21 @@ class GroupCommitter(Generic[C]):
         is_transient: Callable[[psycopg.Error], bool],
         wrap: Callable[[psycopg.Error], StoreError],
         must_settle: Callable[[C], bool] = lambda _cursor: False,
-        leaders: int = 1,
     ) -> None:
         """``write`` commits a batch (retrying transient errors) or raises; it calls
         :meth:`run_items` in its transaction. ``settle`` sends what a function left for
         the end of the transaction that the next function could read. ``must_settle``
         tells whether what the last function left must be sent before ``COMMIT`` too
         (it holds a check whose failure is that function's own). ``wrap`` makes a
-        caller's own database error into the error that caller gets. ``leaders`` is
-        how many batches of concurrent functions may be written at once."""
-        if leaders < 1:
-            raise ValueError("at least one batch must be able to run")
+        caller's own database error into the error that caller gets. One batch is
+        written at a time until :meth:`set_leaders` allows more."""
         self._write = write
         self._settle = settle
         self._must_settle = must_settle
         self._is_transient = is_transient
         self._wrap = wrap
         self._pending: deque[Work[C, Any]] = deque()
-        self._leaders = leaders
+        self._leaders = 1  # batches of concurrent functions that may be written at once
         # Guards the queue, the counts below and every ``done``; notified after each batch.
         self._changed = threading.Condition(threading.Lock())
         self._leading = 0  # batches being written
