@@ -45,6 +45,11 @@ class Settings:
     # True: an idempotent step's attempt is written when it starts, as for any step (one more
     # commit per step; operators then see it running). False: written with its end.
     record_idempotent_starts: bool = False
+    # An idempotent step (start not written) whose body returned within this long is quick:
+    # its end may be held while more quick steps of the run execute, and committed with
+    # the run's next write (at most 32 held). 0: every step's end commits before the next
+    # step begins.
+    quick_step_s: float = 0.01
     breaker_failure_threshold: int = 5  # consecutive transient failures that open a breaker
     breaker_cooldown_s: float = 30.0  # an open breaker lets one probe through after this
     create_store: bool = True  # False: refuse to open a store file that does not exist
@@ -70,6 +75,8 @@ class Settings:
             raise ConfigError("lease_s, heartbeat_s and poll_interval_s must be positive")
         if self.drain_timeout_s < 0:
             raise ConfigError(f"drain_timeout_s must not be negative, got {self.drain_timeout_s}")
+        if not 0 <= self.quick_step_s <= 1:
+            raise ConfigError(f"quick_step_s must be between 0 and 1 s, got {self.quick_step_s}")
         if self.heartbeat_s >= self.lease_s:
             raise ConfigError(
                 f"heartbeat_s ({self.heartbeat_s}) must be shorter than lease_s ({self.lease_s}),"

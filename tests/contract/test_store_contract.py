@@ -339,9 +339,12 @@ FENCED_WRITES: dict[str, Callable[[Store, Lease], object]] = {
     "finish_run": lambda s, lease: s.finish_run(
         lease, RunEnd(RunStatus.SUCCEEDED, output='"done"'), at(11)
     ),
+    "commit_steps": lambda s, lease: s.commit_steps(
+        lease, [_last_step(lease, written=False, position=p) for p in (2, 3)]
+    ),
     "finish_run_with_step": lambda s, lease: s.finish_run(
         lease,
-        RunEnd(RunStatus.SUCCEEDED, output='"done"', step=_last_step(lease, written=False)),
+        RunEnd(RunStatus.SUCCEEDED, output='"done"', steps=(_last_step(lease, written=False),)),
         at(11),
     ),
     "release": lambda s, lease: s.release(lease, at(11), interrupt_open_attempts=True),
@@ -518,7 +521,7 @@ def test_finish_run_commits_the_last_steps_end_first_in_the_same_transaction(sto
         store.begin_attempt(lease, attempt(lease, at(10.5), position=2))
     store.finish_run(
         lease,
-        RunEnd(RunStatus.SUCCEEDED, output='"done"', step=_last_step(lease, written=written)),
+        RunEnd(RunStatus.SUCCEEDED, output='"done"', steps=(_last_step(lease, written=written),)),
         at(11),
     )
 
@@ -540,6 +543,74 @@ def test_finish_run_commits_the_last_steps_end_first_in_the_same_transaction(sto
     assert_chain_intact(store)
 
 
+def test_commit_steps_commits_held_step_ends_in_order_in_one_transaction(store):
+    record, _ = store.create_run(new_run(), T0, ACTOR)
+    lease = claim_one(store, "w1", T0).lease
+    store.begin_attempt(lease, attempt(lease, at(10.5), position=4))
+    steps = [_last_step(lease, written=False, position=p) for p in (2, 3)]
+    store.commit_steps(lease, [*steps, _last_step(lease, written=True, position=4)])
+
+    attempts = store.list_attempts(record.run_id)
+    assert [(a.position, a.outcome) for a in attempts] == [
+        (p, AttemptOutcome.SUCCEEDED) for p in (2, 3, 4)
+    ]
+    assert [e.position for e in store.list_journal(record.run_id)] == [2, 3, 4]
+    entries = [
+        (e.action, e.entity_id)
+        for e in store.audit_entries(after_seq=0, limit=100)
+        if e.entity_id.startswith(f"{record.run_id}/")
+    ]
+    # Each step's start and end, in the order the steps ran; the written start first of all.
+    assert entries == [
+        ("attempt.started", f"{record.run_id}/4/1"),
+        ("attempt.started", f"{record.run_id}/2/1"),
+        ("attempt.finished", f"{record.run_id}/2/1"),
+        ("attempt.started", f"{record.run_id}/3/1"),
+        ("attempt.finished", f"{record.run_id}/3/1"),
+        ("attempt.finished", f"{record.run_id}/4/1"),
+    ]
+    run = store.get_run(record.run_id)
+    assert run is not None
+    assert run.status is RunStatus.RUNNING
+    assert_chain_intact(store)
+
+
+def test_commit_steps_with_a_step_that_cannot_be_written_writes_none_of_them(store):
+    record, _ = store.create_run(new_run(), T0, ACTOR)
+    lease = claim_one(store, "w1", T0).lease
+    store.begin_attempt(lease, attempt(lease, at(10.5), position=3))
+    before = state(store, record.run_id)
+    # Position 3's row exists: it cannot be inserted as a step whose start was not written.
+    steps = [_last_step(lease, written=False, position=p) for p in (2, 3)]
+    with pytest.raises(StoreError):
+        store.commit_steps(lease, steps)
+    assert state(store, record.run_id) == before
+    assert_chain_intact(store)
+
+
+def test_finish_run_commits_several_held_step_ends_before_the_end(store):
+    record, _ = store.create_run(new_run(), T0, ACTOR)
+    lease = claim_one(store, "w1", T0).lease
+    steps = tuple(_last_step(lease, written=False, position=p) for p in (1, 2, 3))
+    store.finish_run(lease, RunEnd(RunStatus.SUCCEEDED, output='"done"', steps=steps), at(11))
+
+    run = store.get_run(record.run_id)
+    assert run is not None
+    assert run.status is RunStatus.SUCCEEDED
+    assert [e.position for e in store.list_journal(record.run_id)] == [1, 2, 3]
+    assert [a.outcome for a in store.list_attempts(record.run_id)] == [AttemptOutcome.SUCCEEDED] * 3
+    actions = [
+        e.action
+        for e in store.audit_entries(after_seq=0, limit=100)
+        if e.entity_id == record.run_id or e.entity_id.startswith(f"{record.run_id}/")
+    ]
+    assert actions[-7:] == [
+        *["attempt.started", "attempt.finished"] * 3,
+        "run.finished",
+    ]
+    assert_chain_intact(store)
+
+
 def test_finish_run_whose_last_step_cannot_be_written_writes_nothing(store):
     """All or nothing: a step end that fails (its attempt row exists already, so it cannot
     be inserted as one whose start was not written) leaves the run running, untouched."""
@@ -550,7 +621,7 @@ def test_finish_run_whose_last_step_cannot_be_written_writes_nothing(store):
     with pytest.raises(StoreError):
         store.finish_run(
             lease,
-            RunEnd(RunStatus.SUCCEEDED, output='"done"', step=_last_step(lease, written=False)),
+            RunEnd(RunStatus.SUCCEEDED, output='"done"', steps=(_last_step(lease, written=False),)),
             at(11),
         )
     assert state(store, record.run_id) == before

@@ -176,6 +176,49 @@ def test_idempotent_step_cut_short_on_first_execution_simply_runs_again(app, led
     assert len(started) == len(attempts)
 
 
+def first_step_after_a_kill_before_the_second(
+    app: sf.App, ledger: Ledger, processes: Processes, settings: dict[str, str]
+) -> list[int]:
+    """One run of four idempotent steps; its worker dies as the second step's attempt
+    begins (the first step has returned). Returns the attempts in which the first step
+    ran, by the ledger, once a clean worker has finished the run."""
+    run_id = app.start("keyed_flow", 0).run_id
+    runs = kill_and_recover(processes, app, [run_id], "step.attempt_committed@2", settings=settings)
+    assert runs[run_id].status is RunStatus.SUCCEEDED
+    report = exactly_once(app.store, ledger, runs)
+    assert report.ok, report.describe()
+    assert audit.verify(app) == []
+    first = [a for a in app.store.list_attempts(run_id) if a.position == 1]
+    assert [(a.attempt, a.outcome) for a in first] == [(1, AttemptOutcome.SUCCEEDED)]
+    key = f"{run_id}:1"
+    assert sum(n for k, n in ledger.effect_counts().items() if k[2] == key) == 1
+    return [e.attempt for e in ledger.executions_of(key)]
+
+
+@pytest.mark.slow
+def test_a_quick_steps_held_end_lost_in_a_kill_runs_again_under_the_same_key(
+    app, ledger, processes
+):
+    # The first step was quick, so its end was held past the boundary: the kill took it,
+    # and the step ran again (same attempt number and key; the external system kept one
+    # effect). Nothing committed ran twice (exactly_once above).
+    ran = first_step_after_a_kill_before_the_second(app, ledger, processes, {})
+    assert ran == [1, 1]
+
+
+@pytest.mark.slow
+def test_with_quick_step_s_zero_the_first_steps_end_is_committed_before_the_second_runs(
+    app, ledger, processes
+):
+    # The same kill with no end held past a boundary: the first step's end was committed
+    # before the second began, so it never ran again. Also the control of the test above:
+    # the same check tells the two engines apart.
+    ran = first_step_after_a_kill_before_the_second(
+        app, ledger, processes, {"SUREFOOT_QUICK_STEP_S": "0"}
+    )
+    assert ran == [1]
+
+
 def crash_loop_record(
     app: sf.App,
     ledger: Ledger,

@@ -1,16 +1,20 @@
-"""A step's result is committed before anything that may depend on it runs.
+"""A step's result is committed before anything that may depend on it outside the run.
 
-The engine leaves a successful step's end pending for a moment: it is committed at the
-next step boundary (before the next step's body, or its start, or a wait), or, when the
-workflow returns right after the step, in the same transaction as the run's end. These
-tests look from outside the worker, through a store of their own, from inside each step
-body: every earlier step must already be committed there. The negative control runs an
-engine that skips the commit at the step boundary, and the same check must catch it.
+The engine holds a successful idempotent step's end (its start was not written) and
+commits it with the run's next write. The ends of *quick* steps (their bodies returned
+within ``quick_step_s``) may gather while more quick steps run; any other end is
+committed at the next step boundary, before the next step or wait begins. A step whose
+start is written first, a wait, any other write and the run's end commit every held end
+first, or in the same transaction. These tests look from outside the worker, through a
+store of their own, from inside each step body, at which earlier steps are committed
+there. The negative controls run an engine that skips the commit at the step boundary,
+and one that takes every step for quick; the same checks must catch them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +24,8 @@ from prometheus_client import REGISTRY
 
 import surefoot as sf
 from surefoot.domain.status import AttemptOutcome, RunStatus
-from surefoot.engine.execution import ExecutionBase
+from surefoot.engine.execution import MAX_HELD_STEPS, ExecutionBase
+from surefoot.store.base import StepCommit
 from tests import postgres_support
 
 postgres_server = postgres_support.postgres_server
@@ -39,14 +44,22 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+def noter(observer: sf.App, seen: Seen) -> Callable[[], None]:
+    """Called in a step body: note which positions ``observer`` shows committed now."""
+
+    def note() -> None:
+        step = sf.current_step()
+        seen[step.position] = [e.position for e in observer.store.list_journal(step.run_id)]
+
+    return note
+
+
 def declare(app: sf.App, observer: sf.App, seen: Seen) -> Callable[..., Any]:
     """Four steps: idempotent ones (nothing is written before their bodies), one whose
     start is written first, and a durable wait between them. Each body notes which
     positions the store shows committed when it runs."""
 
-    def note() -> None:
-        step = sf.current_step()
-        seen[step.position] = [e.position for e in observer.store.list_journal(step.run_id)]
+    note = noter(observer, seen)
 
     @app.step(name="order.reserve", idempotent=True)
     def reserve(n: int) -> int:
@@ -77,9 +90,11 @@ def declare(app: sf.App, observer: sf.App, seen: Seen) -> Callable[..., Any]:
     return flow
 
 
-def run_once(make_app: MakeApp, start_worker: StartWorker) -> tuple[sf.App, str, Seen]:
+def run_once(
+    make_app: MakeApp, start_worker: StartWorker, **settings: Any
+) -> tuple[sf.App, str, Seen]:
     seen: Seen = {}
-    app = make_app("order")
+    app = make_app("order", **settings)
     flow = declare(app, make_app("observer"), seen)
     start_worker(app)
     handle = app.start(flow, 1)
@@ -87,10 +102,15 @@ def run_once(make_app: MakeApp, start_worker: StartWorker) -> tuple[sf.App, str,
     return app, handle.run_id, seen
 
 
-def test_each_step_runs_only_after_every_earlier_steps_result_is_committed(
+# Generous, so that a quick step stays quick on a loaded machine (the bodies read the store).
+QUICK = {"quick_step_s": 0.5}
+NEVER_HELD = {"quick_step_s": 0.0}
+
+
+def test_with_quick_step_s_zero_each_step_runs_only_after_every_earlier_result_is_committed(
     make_app: MakeApp, start_worker: StartWorker
 ):
-    app, run_id, seen = run_once(make_app, start_worker)
+    app, run_id, seen = run_once(make_app, start_worker, **NEVER_HELD)
 
     # Position 4 is the durable wait; its step is at 5.
     assert seen == {1: [], 2: [1], 3: [1, 2], 5: [1, 2, 3, 4]}
@@ -104,11 +124,11 @@ def test_each_step_runs_only_after_every_earlier_steps_result_is_committed(
     ]
 
 
-def test_async_steps_run_only_after_every_earlier_steps_result_is_committed(
+def test_with_quick_step_s_zero_async_steps_run_only_after_earlier_results_are_committed(
     make_app: MakeApp, start_worker: StartWorker
 ):
     seen: Seen = {}
-    app, observer = make_app("async-order"), make_app("async-observer")
+    app, observer = make_app("async-order", **NEVER_HELD), make_app("async-observer")
 
     @app.step(name="async.fetch", idempotent=True)
     async def fetch(n: int) -> int:
@@ -138,10 +158,19 @@ def _execution_writes() -> float:
     )
 
 
-def test_the_last_steps_result_is_committed_with_the_run_end_in_one_write(
-    make_app: MakeApp, start_worker: StartWorker
+@pytest.mark.parametrize(
+    ("settings", "writes"),
+    [
+        # Quick steps' ends all commit with the run's end: one write.
+        (QUICK, 1),
+        # Never held past a boundary: one write per step, the third with the run's end.
+        (NEVER_HELD, 3),
+    ],
+)
+def test_step_ends_share_the_runs_next_write(
+    make_app: MakeApp, start_worker: StartWorker, settings: dict[str, float], writes: int
 ):
-    app = make_app("three")
+    app = make_app("three", **settings)
 
     @app.step(name="three.noop", idempotent=True)
     def noop(n: int) -> int:
@@ -157,8 +186,7 @@ def test_the_last_steps_result_is_committed_with_the_run_end_in_one_write(
     handle = app.start(flow, 7)
     assert handle.result(timeout=20) == 7
 
-    # One write per step; the third step's shares the run end's transaction.
-    assert _execution_writes() - before == 3
+    assert _execution_writes() - before == writes
     assert [e.position for e in app.store.list_journal(handle.run_id)] == [1, 2, 3]
     assert [a.outcome for a in app.store.list_attempts(handle.run_id)] == [
         AttemptOutcome.SUCCEEDED
@@ -167,8 +195,8 @@ def test_the_last_steps_result_is_committed_with_the_run_end_in_one_write(
 
 @pytest.fixture
 def engine_without_boundary_commits(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The broken variant: a step boundary checks the run's controls but does not commit
-    the pending step end, which the next step's end then replaces."""
+    """The broken variant: a step boundary checks the run's controls but never commits
+    the held step ends, whatever the setting."""
 
     def checkpoint(self: ExecutionBase) -> None:
         self.control.check(self.lease)
@@ -180,7 +208,118 @@ def engine_without_boundary_commits(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_order_check_catches_an_engine_that_runs_a_step_before_the_last_one_is_committed(
     make_app: MakeApp, start_worker: StartWorker
 ):
-    app, run_id, seen = run_once(make_app, start_worker)
+    app, run_id, seen = run_once(make_app, start_worker, **NEVER_HELD)
 
-    assert seen[2] == []  # the first step's result was not committed when the second ran
-    assert 1 not in [e.position for e in app.store.list_journal(run_id)]
+    # The first step's result was not committed when the second ran, though the setting
+    # says no end may be held past a step boundary; it was committed with a later write.
+    assert seen[2] == []
+    assert [e.position for e in app.store.list_journal(run_id)] == [1, 2, 3, 4, 5]
+
+
+# -- held ends of quick steps ------------------------------------------------------------------
+def test_a_step_whose_start_is_written_runs_only_after_every_held_end_is_committed(
+    make_app: MakeApp, start_worker: StartWorker
+):
+    app, run_id, seen = run_once(make_app, start_worker, **QUICK)
+
+    # The two quick idempotent steps ran before either was committed; the step whose start
+    # is written first (charge) found both committed, and so did the step after the wait.
+    assert seen == {1: [], 2: [], 3: [1, 2], 5: [1, 2, 3, 4]}
+    assert [e.position for e in app.store.list_journal(run_id)] == [1, 2, 3, 4, 5]
+    attempts = app.store.list_attempts(run_id)
+    assert [(a.position, a.outcome) for a in attempts] == [
+        (p, AttemptOutcome.SUCCEEDED) for p in (1, 2, 3, 5)
+    ]
+
+
+SLOW_S = 0.2
+
+
+def declare_slow(app: sf.App, observer: sf.App, seen: Seen) -> Callable[..., Any]:
+    """A quick step, a slow one (longer than ``quick_step_s``), then a quick one."""
+
+    note = noter(observer, seen)
+
+    @app.step(name="slow.quick", idempotent=True)
+    def quick(n: int) -> int:
+        note()
+        return n + 1
+
+    @app.step(name="slow.slow", idempotent=True)
+    def slow(n: int) -> int:
+        note()
+        time.sleep(SLOW_S)
+        return n + 1
+
+    @app.workflow(name="slow.flow")
+    def flow(_ctx: sf.WorkflowContext, n: int) -> int:
+        return quick(slow(quick(n)))
+
+    return flow
+
+
+def run_slow(make_app: MakeApp, start_worker: StartWorker) -> Seen:
+    seen: Seen = {}
+    app = make_app("slow", quick_step_s=SLOW_S / 4)
+    flow = declare_slow(app, make_app("slow-observer"), seen)
+    start_worker(app)
+    assert app.start(flow, 0).result(timeout=20) == 3
+    return seen
+
+
+def test_a_slow_steps_end_is_committed_before_the_next_step_runs(
+    make_app: MakeApp, start_worker: StartWorker
+):
+    seen = run_slow(make_app, start_worker)
+
+    # The quick first step's end was held over the slow step; the slow step's end (with
+    # it) was committed before the third step ran: a crash there re-runs no slow step.
+    assert seen == {1: [], 2: [], 3: [1, 2]}
+
+
+@pytest.fixture
+def engine_that_holds_every_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The broken variant: every step counts as quick, however long its body ran."""
+    hold = ExecutionBase.hold
+
+    def hold_all(self: ExecutionBase, step: StepCommit, *, quick: bool) -> None:
+        hold(self, step, quick=True)
+
+    monkeypatch.setattr(ExecutionBase, "hold", hold_all)
+
+
+@pytest.mark.usefixtures("engine_that_holds_every_end")
+def test_slow_step_check_catches_an_engine_that_holds_a_slow_steps_end(
+    make_app: MakeApp, start_worker: StartWorker
+):
+    seen = run_slow(make_app, start_worker)
+
+    assert seen[3] == []
+
+
+def test_no_more_than_max_held_steps_ends_are_held(make_app: MakeApp, start_worker: StartWorker):
+    seen: Seen = {}
+    app, observer = make_app("many", **QUICK), make_app("many-observer")
+    total = MAX_HELD_STEPS + 5
+
+    @app.step(name="many.noop", idempotent=True)
+    def noop(n: int) -> int:
+        step = sf.current_step()
+        seen[step.position] = [e.position for e in observer.store.list_journal(step.run_id)]
+        return n
+
+    @app.workflow(name="many.flow")
+    def flow(_ctx: sf.WorkflowContext, n: int) -> int:
+        for _ in range(total):
+            n = noop(n)
+        return n
+
+    start_worker(app)
+    handle = app.start(flow, 5)
+    assert handle.result(timeout=20) == 5
+
+    held = list(range(1, MAX_HELD_STEPS + 1))
+    assert seen[MAX_HELD_STEPS] == []
+    assert seen[MAX_HELD_STEPS + 1] == held  # the first MAX_HELD_STEPS, in one commit
+    assert seen[total] == held
+    assert [e.position for e in app.store.list_journal(handle.run_id)] == list(range(1, total + 1))

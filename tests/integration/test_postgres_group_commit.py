@@ -32,7 +32,7 @@ from surefoot.domain.queues import RateLimit
 from surefoot.domain.records import AuditRecord, Lease, NewRun
 from surefoot.domain.status import RunStatus
 from surefoot.errors import LeaseLostError, StoreError
-from surefoot.store.base import RunEnd
+from surefoot.store.base import RunEnd, StepCommit
 from surefoot.store.postgres import PostgresStore
 from surefoot.store.postgres.base import (
     BATCHES_WHEN_ALONE,
@@ -587,12 +587,17 @@ def test_a_busy_worker_does_not_deadlock_with_itself(
     def execute(lease: Lease) -> None:
         for position in range(1, steps + 1):
             now = at(position)
-            store.record_attempt(
+            store.commit_steps(
                 lease,
-                attempt(lease, now, position=position),
-                result=SUCCEEDED,
-                journal=committed_step(lease.run_id, now, position=position),
-                now=now,
+                [
+                    StepCommit(
+                        attempt(lease, now, position=position),
+                        start_written=False,
+                        result=SUCCEEDED,
+                        journal=committed_step(lease.run_id, now, position=position),
+                        at=now,
+                    )
+                ],
             )
         store.finish_run(lease, RunEnd(RunStatus.SUCCEEDED, output='"done"'), at(steps + 1))
 

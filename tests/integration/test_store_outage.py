@@ -3,7 +3,7 @@ the run. The run resumes from its history once its lease expires."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +11,6 @@ import pytest
 
 import surefoot as sf
 from surefoot.domain.records import (
-    AttemptRecord,
     AttemptResult,
     DeadLetterFilter,
     JournalEntry,
@@ -19,7 +18,7 @@ from surefoot.domain.records import (
 )
 from surefoot.domain.status import AttemptKind
 from surefoot.errors import StoreError
-from surefoot.store.base import RunEnd
+from surefoot.store.base import RunEnd, StepCommit
 from surefoot.store.sqlite import SQLiteStore
 
 
@@ -52,23 +51,15 @@ class OutageOnce(SQLiteStore):
             now=now,
         )
 
-    def record_attempt(
-        self,
-        lease: Lease,
-        attempt: AttemptRecord,
-        *,
-        result: AttemptResult,
-        journal: JournalEntry | None,
-        now: Any,
-    ) -> None:
+    def commit_steps(self, lease: Lease, steps: Sequence[StepCommit]) -> None:
         if OutageOnce.failures_left > 0:
             OutageOnce.failures_left -= 1
             raise StoreError("the store stayed unreachable past its retry window")
-        super().record_attempt(lease, attempt, result=result, journal=journal, now=now)
+        super().commit_steps(lease, steps)
 
     def finish_run(self, lease: Lease, end: RunEnd, now: datetime) -> None:
-        # A workflow that returns right after an idempotent step commits its result here.
-        if end.step is not None and OutageOnce.failures_left > 0:
+        # A workflow that returns right after idempotent steps commits their results here.
+        if end.steps and OutageOnce.failures_left > 0:
             OutageOnce.failures_left -= 1
             raise StoreError("the store stayed unreachable past its retry window")
         super().finish_run(lease, end, now)

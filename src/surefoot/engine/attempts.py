@@ -80,6 +80,7 @@ class Attempt:
     approved: frozenset[str]
     record: AttemptRecord
     unwritten: bool  # the start is not committed yet (written with the end, or on failure)
+    ran_s: float = 0.0  # how long the body ran, once it has
 
 
 class StepMixin(AdmissionMixin):
@@ -344,6 +345,7 @@ class StepMixin(AdmissionMixin):
         try:
             yield
         finally:
+            plan.ran_s = time.perf_counter() - started
             instrument.step_body_duration(self.run.workflow, step.name, started)
             current_step_var.reset(token)
 
@@ -375,19 +377,20 @@ class StepMixin(AdmissionMixin):
             committed_at=now,
         )
         # An idempotent step whose start was not written may run again by declaration, so
-        # its end waits for the run's next write: committed before the next step, wait or
-        # write begins (``settle``), or with the run's end if the workflow returns next.
-        # Nothing outside the workflow's own code sees the result before that commit. A
-        # step whose start is on disk would come back from a crash as ambiguous instead:
-        # its end is committed at once.
+        # its end is held for the run's next write (see ``checkpoint``): a quick one's
+        # may wait while more quick steps run, any other's commits before the next step
+        # or wait begins. Nothing outside the workflow's own code sees the result before
+        # that commit. A step whose start is on disk would come back from a crash as
+        # ambiguous instead: its end (and any held before it) is committed at once.
         written, plan.unwritten = not plan.unwritten, False
-        self.pending = StepCommit(
+        commit = StepCommit(
             plan.record,
             start_written=written,
             result=AttemptResult(AttemptOutcome.SUCCEEDED),
             journal=entry,
             at=now,
         )
+        self.hold(commit, quick=plan.ran_s < self.rt.settings.quick_step_s)
         if written:
             self.settle()
         self.history.journal[plan.position] = entry

@@ -3,10 +3,12 @@
 Workflow code re-runs from the top on every execution. Each step call takes
 the next *position*; if the journal has a committed result there, the call
 returns it without running the step (guarantee 2). Otherwise the step runs as
-a recorded attempt (see ``attempts.py``), and its result is committed before
-the next step, wait or write of the run (an idempotent last step's, with the
-run's end). A different step name or kind at a recorded position
-is a :class:`NonDeterminismError`, never a silent mis-replay.
+a recorded attempt (see ``attempts.py``). The result of a step whose start was
+written is committed at once. An idempotent step's (start not written) is *held*
+and committed with the run's next write, in the same transaction: quick steps'
+ends gather until a step that is not quick, a wait, any other write or the
+run's end (see ``checkpoint``). A different step name or kind at a recorded
+position is a :class:`NonDeterminismError`, never a silent mis-replay.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ from surefoot.observability import instrument
 from surefoot.store.base import ClaimedRun, RunEnd, StepCommit, Suspension
 
 T = TypeVar("T")
+
+# At most this many held step ends: a crash re-runs no more than this many quick steps.
+MAX_HELD_STEPS = 32
 
 
 class StopRun(BaseException):
@@ -142,51 +147,46 @@ class ExecutionBase:
         self.record_starts = (
             claimed.taken_over or bool(claimed.interrupted) or rt.settings.record_idempotent_starts
         )
-        # A step's successful end not committed yet: committed before anything else the run
-        # does (``settle``), or with the run's end when the workflow returns right after it.
-        self.pending: StepCommit | None = None
+        # Successful step ends not committed yet, in order: committed before anything else
+        # the run writes (``settle``), or with the run's end. ``pending_quick``: every one of
+        # them ran quicker than ``quick_step_s``, so the next step may run before they commit.
+        self.pending: list[StepCommit] = []
+        self.pending_quick = True
 
     # -- helpers -------------------------------------------------------------------------
     def next_position(self) -> int:
         self.position += 1
         return self.position
 
+    def hold(self, step: StepCommit, *, quick: bool) -> None:
+        """Leave a successful step end for the run's next write (``settle`` or the end)."""
+        self.pending.append(step)
+        self.pending_quick = self.pending_quick and quick
+
     def checkpoint(self) -> None:
         """A step boundary: the place to stop for a drain, a cancel or a lost lease. The
-        last step's result is committed here, before the next step or wait begins."""
-        self.settle()
+        held step ends are committed here, before the next step or wait begins, unless
+        every one of them is a quick idempotent step's and there are fewer than
+        ``MAX_HELD_STEPS``: such steps are cheap to run again, so a crash before their
+        commit costs little, and they commit together with the run's next write. A step
+        whose start is written first, or any other write, commits them before it."""
+        if self.pending and not (self.pending_quick and len(self.pending) < MAX_HELD_STEPS):
+            self.settle()
         self.control.check(self.lease)
 
     def settle(self) -> None:
-        """Commit the step end left pending, now (a transaction of its own)."""
-        step, self.pending = self.pending, None
-        if step is None:
+        """Commit the held step ends now, in order, in one transaction of their own."""
+        steps, self.pending, self.pending_quick = self.pending, [], True
+        if not steps:
             return
-        if step.start_written:
-            self.fenced(
-                lambda: self.rt.store.finish_attempt(
-                    self.lease,
-                    position=step.attempt.position,
-                    kind=step.attempt.kind,
-                    attempt=step.attempt.attempt,
-                    result=step.result,
-                    journal=step.journal,
-                    now=step.at,
-                )
-            )
-        else:
-            self.fenced(
-                lambda: self.rt.store.record_attempt(
-                    self.lease, step.attempt, result=step.result, journal=step.journal, now=step.at
-                )
-            )
+        self.fenced(lambda: self.rt.store.commit_steps(self.lease, steps))
         self.rt.crash.reached("step.after_commit")
 
     def fenced(self, call: Callable[[], T]) -> T:
         """Every store call of an execution goes through here: a lost lease or a store
-        outage unwinds the workflow as a signal that user code cannot catch. A pending
-        step end is committed first, so every write lands after it, in order."""
-        if self.pending is not None:
+        outage unwinds the workflow as a signal that user code cannot catch. Held step
+        ends are committed first, so every write lands after them, in order."""
+        if self.pending:
             self.settle()
         started = time.perf_counter()
         try:
@@ -250,17 +250,16 @@ class ExecutionBase:
                 f"{recorded}. The workflow code changed while this run was in flight."
             )
         output = self.workflow.encode_output(value)
-        # The workflow returned right after its last step: that step's end commits with
-        # the run's end, one transaction for both.
-        step, self.pending = self.pending, None
+        # The step ends still held commit with the run's end, in one transaction.
+        steps, self.pending, self.pending_quick = tuple(self.pending), [], True
         self.rt.crash.reached("run.before_finish")
         now = self.rt.clock()
         self.fenced(
             lambda: self.rt.store.finish_run(
-                self.lease, RunEnd(RunStatus.SUCCEEDED, output=output, step=step), now
+                self.lease, RunEnd(RunStatus.SUCCEEDED, output=output, steps=steps), now
             )
         )
-        if step is not None:
+        if steps:
             self.rt.crash.reached("step.after_commit")
         instrument.run_finished(self.run.workflow, self.run.run_id, RunStatus.SUCCEEDED.value)
 

@@ -86,10 +86,11 @@ class AttemptEnd:
 
 @dataclass(frozen=True)
 class StepCommit:
-    """A step attempt's successful end and its journal entry, as :meth:`Store.record_attempt`
-    (``start_written`` false) or :meth:`Store.finish_attempt` (true) would commit them; the
-    engine hands the last step of a run to :meth:`Store.finish_run` to commit first, in the
-    run end's transaction."""
+    """A step attempt's successful end and its journal entry, committed by
+    :meth:`Store.commit_steps` or first in :meth:`Store.finish_run`'s transaction: with
+    ``start_written`` false the attempt's row is written whole (its start and end both
+    audited, the start at ``attempt.started_at``); with it true, only the end of the row
+    :meth:`Store.begin_attempt` wrote, as :meth:`Store.finish_attempt` would."""
 
     attempt: AttemptRecord  # as it began
     start_written: bool  # its start is committed already: only its end is written
@@ -104,7 +105,7 @@ class RunEnd:
     output: str | None = None
     error: str | None = None
     dead_letter: DeadLetter | None = None
-    step: StepCommit | None = None  # committed first, in the same transaction
+    steps: tuple[StepCommit, ...] = ()  # committed first, in order, in the same transaction
 
 
 def attempt_end_columns(
@@ -209,17 +210,8 @@ class Store(Protocol):
         journal: JournalEntry | None,
         now: datetime,
     ) -> None: ...
-    def record_attempt(
-        self,
-        lease: Lease,
-        attempt: AttemptRecord,
-        *,
-        result: AttemptResult,
-        journal: JournalEntry | None,
-        now: datetime,
-    ) -> None:
-        """An attempt whose start was not written when it began, start and end in one
-        transaction (both audited, the start at ``attempt.started_at``)."""
+    def commit_steps(self, lease: Lease, steps: Sequence[StepCommit]) -> None:
+        """Commit these step ends (and their journal entries), in order, in one transaction."""
         ...
 
     def commit_journal(self, lease: Lease, entry: JournalEntry) -> None: ...
@@ -228,8 +220,8 @@ class Store(Protocol):
     ) -> EventRecord | None: ...
     def suspend(self, lease: Lease, suspension: Suspension, now: datetime) -> None: ...
     def finish_run(self, lease: Lease, end: RunEnd, now: datetime) -> None:
-        """End the run; with ``end.step``, commit that step's end and journal entry first,
-        in the same transaction (its start too, if it was not written)."""
+        """End the run; with ``end.steps``, commit those step ends and journal entries first,
+        in order, in the same transaction."""
         ...
 
     def start_compensating(

@@ -2,9 +2,9 @@
 
 Each store supplies the statements (``_begin_attempt_txn``, ``_finish_attempt_txn``,
 ``_audit_attempt_finished_txn``, ``_upsert_journal_txn``) for its cursor type; this mixin
-puts them together the same way for both, so that an attempt recorded in one go and a
-step end committed with the run's end (:class:`~surefoot.store.base.StepCommit`) mean the
-same thing on SQLite and PostgreSQL.
+puts them together the same way for both, so that step ends
+(:class:`~surefoot.store.base.StepCommit`) committed on their own (``commit_steps``) or with
+the run's end mean the same thing on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ Every method here is fenced: it locks the run row and checks the lease first.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from surefoot.domain.records import (
@@ -17,7 +18,13 @@ from surefoot.domain.records import (
     ReviewItem,
 )
 from surefoot.domain.status import AttemptKind, JournalKind, JournalStatus, RunStatus
-from surefoot.store.base import AttemptEnd, RunEnd, Suspension, attempt_end_columns
+from surefoot.store.base import (
+    AttemptEnd,
+    RunEnd,
+    StepCommit,
+    Suspension,
+    attempt_end_columns,
+)
 from surefoot.store.postgres import rows
 from surefoot.store.postgres.base import FINISHED_CHANNEL, Cursor, dumps_json, iso, ts
 from surefoot.store.postgres.leases import LeaseMixin, actor_of
@@ -46,20 +53,11 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
 
         self._write(txn, concurrent=True)
 
-    def record_attempt(
-        self,
-        lease: Lease,
-        attempt: AttemptRecord,
-        *,
-        result: AttemptResult,
-        journal: JournalEntry | None,
-        now: datetime,
-    ) -> None:
+    def commit_steps(self, lease: Lease, steps: Sequence[StepCommit]) -> None:
         def txn(cur: Cursor) -> None:
             correlation_id = self._fence_later_txn(cur, lease)
-            self._record_attempt_txn(cur, lease, attempt, result, now, correlation_id)
-            if journal is not None:
-                self._upsert_journal_txn(cur, journal)
+            for step in steps:
+                self._commit_step_txn(cur, lease, step, correlation_id)
 
         self._write(txn, concurrent=True)
 
@@ -374,8 +372,8 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
     def finish_run(self, lease: Lease, end: RunEnd, now: datetime) -> None:
         def txn(cur: Cursor) -> None:
             row = self._fence_txn(cur, lease)
-            if end.step is not None:
-                self._commit_step_txn(cur, lease, end.step, row["correlation_id"])
+            for step in end.steps:
+                self._commit_step_txn(cur, lease, step, row["correlation_id"])
             self._later_txn(
                 cur,
                 "UPDATE runs SET status = %s, output = %s, error = %s, finished_at = %s,"

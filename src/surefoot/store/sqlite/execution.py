@@ -4,7 +4,7 @@ consumed, suspensions, run ends, compensation, breakers and rate limits."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
@@ -26,7 +26,13 @@ from surefoot.domain.status import (
     JournalStatus,
     RunStatus,
 )
-from surefoot.store.base import AttemptEnd, RunEnd, Suspension, attempt_end_columns
+from surefoot.store.base import (
+    AttemptEnd,
+    RunEnd,
+    StepCommit,
+    Suspension,
+    attempt_end_columns,
+)
 from surefoot.store.sqlite import rows
 from surefoot.store.sqlite.leases import LeasesMixin, actor_of
 from surefoot.store.sqlite.values import dt_required, dumps_json, ts
@@ -57,20 +63,11 @@ class ExecutionMixin(LeasesMixin, StepWrites[sqlite3.Cursor]):
 
         self._write(txn)
 
-    def record_attempt(
-        self,
-        lease: Lease,
-        attempt: AttemptRecord,
-        *,
-        result: AttemptResult,
-        journal: JournalEntry | None,
-        now: datetime,
-    ) -> None:
+    def commit_steps(self, lease: Lease, steps: Sequence[StepCommit]) -> None:
         def txn(cur: sqlite3.Cursor) -> None:
             row = self._fence_txn(cur, lease)
-            self._record_attempt_txn(cur, lease, attempt, result, now, row["correlation_id"])
-            if journal is not None:
-                self._upsert_journal_txn(cur, journal)
+            for step in steps:
+                self._commit_step_txn(cur, lease, step, row["correlation_id"])
 
         self._write(txn)
 
@@ -379,8 +376,8 @@ class ExecutionMixin(LeasesMixin, StepWrites[sqlite3.Cursor]):
     def finish_run(self, lease: Lease, end: RunEnd, now: datetime) -> None:
         def txn(cur: sqlite3.Cursor) -> None:
             row = self._fence_txn(cur, lease)
-            if end.step is not None:
-                self._commit_step_txn(cur, lease, end.step, row["correlation_id"])
+            for step in end.steps:
+                self._commit_step_txn(cur, lease, step, row["correlation_id"])
             cur.execute(
                 "UPDATE runs SET status = ?, output = ?, error = ?, finished_at = ?,"
                 " lease_owner = NULL, lease_expires_at = NULL, wait_reason = NULL,"
