@@ -46,9 +46,9 @@ class Settings:
     # commit per step; operators then see it running). False: written with its end.
     record_idempotent_starts: bool = False
     # An idempotent step (start not written) whose body returned within this long is quick:
-    # its end may be held while more quick steps of the run execute, and committed with
-    # the run's next write (at most 32 held). 0: every step's end commits before the next
-    # step begins.
+    # its end may be held while the run's next steps execute, if they were quick when they
+    # last ran here, and committed with the run's next write (at most 32 held). 0: every
+    # step's end commits before the next step begins.
     quick_step_s: float = 0.01
     breaker_failure_threshold: int = 5  # consecutive transient failures that open a breaker
     breaker_cooldown_s: float = 30.0  # an open breaker lets one probe through after this

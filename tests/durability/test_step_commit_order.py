@@ -91,14 +91,18 @@ def declare(app: sf.App, observer: sf.App, seen: Seen) -> Callable[..., Any]:
 
 
 def run_once(
-    make_app: MakeApp, start_worker: StartWorker, **settings: Any
+    make_app: MakeApp, start_worker: StartWorker, settings: dict[str, float], *, runs: int = 1
 ) -> tuple[sf.App, str, Seen]:
+    """Run the workflow ``runs`` times, one after the other, on one worker; what the last
+    run's steps saw."""
     seen: Seen = {}
     app = make_app("order", **settings)
     flow = declare(app, make_app("observer"), seen)
     start_worker(app)
-    handle = app.start(flow, 1)
-    assert handle.result(timeout=20) == ((1 + 1) * 2 + 3) * 10
+    for _ in range(runs):
+        seen.clear()
+        handle = app.start(flow, 1)
+        assert handle.result(timeout=20) == ((1 + 1) * 2 + 3) * 10
     return app, handle.run_id, seen
 
 
@@ -110,7 +114,7 @@ NEVER_HELD = {"quick_step_s": 0.0}
 def test_with_quick_step_s_zero_each_step_runs_only_after_every_earlier_result_is_committed(
     make_app: MakeApp, start_worker: StartWorker
 ):
-    app, run_id, seen = run_once(make_app, start_worker, **NEVER_HELD)
+    app, run_id, seen = run_once(make_app, start_worker, NEVER_HELD)
 
     # Position 4 is the durable wait; its step is at 5.
     assert seen == {1: [], 2: [1], 3: [1, 2], 5: [1, 2, 3, 4]}
@@ -198,7 +202,7 @@ def engine_without_boundary_commits(monkeypatch: pytest.MonkeyPatch) -> None:
     """The broken variant: a step boundary checks the run's controls but never commits
     the held step ends, whatever the setting."""
 
-    def checkpoint(self: ExecutionBase) -> None:
+    def checkpoint(self: ExecutionBase, _next_step: str | None = None) -> None:
         self.control.check(self.lease)
 
     monkeypatch.setattr(ExecutionBase, "checkpoint", checkpoint)
@@ -208,7 +212,7 @@ def engine_without_boundary_commits(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_order_check_catches_an_engine_that_runs_a_step_before_the_last_one_is_committed(
     make_app: MakeApp, start_worker: StartWorker
 ):
-    app, run_id, seen = run_once(make_app, start_worker, **NEVER_HELD)
+    app, run_id, seen = run_once(make_app, start_worker, NEVER_HELD)
 
     # The first step's result was not committed when the second ran, though the setting
     # says no end may be held past a step boundary; it was committed with a later write.
@@ -217,13 +221,24 @@ def test_order_check_catches_an_engine_that_runs_a_step_before_the_last_one_is_c
 
 
 # -- held ends of quick steps ------------------------------------------------------------------
+def test_a_step_not_yet_run_in_the_process_finds_every_earlier_end_committed(
+    make_app: MakeApp, start_worker: StartWorker
+):
+    _app, _run_id, seen = run_once(make_app, start_worker, QUICK)
+
+    # The worker had never run order.price: it might be long, so the quick first step's
+    # end was committed before it.
+    assert seen == {1: [], 2: [1], 3: [1, 2], 5: [1, 2, 3, 4]}
+
+
 def test_a_step_whose_start_is_written_runs_only_after_every_held_end_is_committed(
     make_app: MakeApp, start_worker: StartWorker
 ):
-    app, run_id, seen = run_once(make_app, start_worker, **QUICK)
+    app, run_id, seen = run_once(make_app, start_worker, QUICK, runs=2)
 
-    # The two quick idempotent steps ran before either was committed; the step whose start
-    # is written first (charge) found both committed, and so did the step after the wait.
+    # Second run: both quick idempotent steps ran before either was committed; the step
+    # whose start is written first (charge) found both committed, and so did the step
+    # after the wait.
     assert seen == {1: [], 2: [], 3: [1, 2], 5: [1, 2, 3, 4]}
     assert [e.position for e in app.store.list_journal(run_id)] == [1, 2, 3, 4, 5]
     attempts = app.store.list_attempts(run_id)
@@ -258,28 +273,34 @@ def declare_slow(app: sf.App, observer: sf.App, seen: Seen) -> Callable[..., Any
     return flow
 
 
-def run_slow(make_app: MakeApp, start_worker: StartWorker) -> Seen:
-    seen: Seen = {}
+def run_slow(make_app: MakeApp, start_worker: StartWorker) -> list[Seen]:
+    """The quick-slow-quick workflow twice, one after the other: what each run saw."""
     app = make_app("slow", quick_step_s=SLOW_S / 4)
+    seen: Seen = {}
     flow = declare_slow(app, make_app("slow-observer"), seen)
     start_worker(app)
-    assert app.start(flow, 0).result(timeout=20) == 3
-    return seen
+    runs = []
+    for _ in range(2):
+        seen.clear()
+        assert app.start(flow, 0).result(timeout=20) == 3
+        runs.append(dict(seen))
+    return runs
 
 
-def test_a_slow_steps_end_is_committed_before_the_next_step_runs(
+def test_a_slow_step_never_runs_while_an_earlier_end_is_held_nor_is_its_own_end_held(
     make_app: MakeApp, start_worker: StartWorker
 ):
-    seen = run_slow(make_app, start_worker)
+    first, second = run_slow(make_app, start_worker)
 
-    # The quick first step's end was held over the slow step; the slow step's end (with
-    # it) was committed before the third step ran: a crash there re-runs no slow step.
-    assert seen == {1: [], 2: [], 3: [1, 2]}
+    # Before the slow step (not yet run in the process; then known to be slow) the quick
+    # first step's end was committed; the slow step's end was committed before the third
+    # step ran: a crash there re-runs no slow step.
+    assert first == second == {1: [], 2: [1], 3: [1, 2]}
 
 
 @pytest.fixture
 def engine_that_holds_every_end(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The broken variant: every step counts as quick, however long its body ran."""
+    """A broken variant: every step counts as quick, however long its body ran."""
     hold = ExecutionBase.hold
 
     def hold_all(self: ExecutionBase, step: StepCommit, *, quick: bool) -> None:
@@ -292,9 +313,35 @@ def engine_that_holds_every_end(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_slow_step_check_catches_an_engine_that_holds_a_slow_steps_end(
     make_app: MakeApp, start_worker: StartWorker
 ):
-    seen = run_slow(make_app, start_worker)
+    _first, second = run_slow(make_app, start_worker)
 
-    assert seen[3] == []
+    assert second[3] == [1]
+
+
+class _AllQuick(dict[str, bool]):
+    def get(self, _key: str, _default: object = None) -> bool:
+        return True
+
+
+@pytest.fixture
+def engine_that_takes_every_next_step_for_quick(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broken variant: ends are held over any step, whatever it took when it last ran."""
+    checkpoint = ExecutionBase.checkpoint
+
+    def blind(self: ExecutionBase, next_step: str | None = None) -> None:
+        self.rt.quick_steps = _AllQuick()
+        checkpoint(self, next_step)
+
+    monkeypatch.setattr(ExecutionBase, "checkpoint", blind)
+
+
+@pytest.mark.usefixtures("engine_that_takes_every_next_step_for_quick")
+def test_slow_step_check_catches_an_engine_that_holds_ends_over_a_slow_step(
+    make_app: MakeApp, start_worker: StartWorker
+):
+    first, second = run_slow(make_app, start_worker)
+
+    assert first[2] == second[2] == []
 
 
 def test_no_more_than_max_held_steps_ends_are_held(make_app: MakeApp, start_worker: StartWorker):

@@ -90,7 +90,7 @@ class StepMixin(AdmissionMixin):
         replayed = self._replay(step, position)
         if replayed is not None:
             return replayed.value
-        self.checkpoint()
+        self.checkpoint(step.name)
         while True:
             plan = self._prepare(step, position, args, kwargs)
             if isinstance(plan, Done):
@@ -114,7 +114,7 @@ class StepMixin(AdmissionMixin):
         replayed = self._replay(step, position)
         if replayed is not None:
             return replayed.value
-        self.checkpoint()
+        self.checkpoint(step.name)
         while True:
             plan = self._prepare(step, position, args, kwargs)
             if isinstance(plan, Done):
@@ -346,6 +346,7 @@ class StepMixin(AdmissionMixin):
             yield
         finally:
             plan.ran_s = time.perf_counter() - started
+            self.rt.quick_steps[step.name] = plan.ran_s < self.rt.settings.quick_step_s
             instrument.step_body_duration(self.run.workflow, step.name, started)
             current_step_var.reset(token)
 
@@ -378,8 +379,8 @@ class StepMixin(AdmissionMixin):
         )
         # An idempotent step whose start was not written may run again by declaration, so
         # its end is held for the run's next write (see ``checkpoint``): a quick one's
-        # may wait while more quick steps run, any other's commits before the next step
-        # or wait begins. Nothing outside the workflow's own code sees the result before
+        # may wait while steps known to be quick run, any other's commits before the
+        # next step or wait begins. Nothing outside the workflow's own code sees the result before
         # that commit. A step whose start is on disk would come back from a crash as
         # ambiguous instead: its end (and any held before it) is committed at once.
         written, plan.unwritten = not plan.unwritten, False

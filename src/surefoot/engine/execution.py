@@ -6,7 +6,7 @@ returns it without running the step (guarantee 2). Otherwise the step runs as
 a recorded attempt (see ``attempts.py``). The result of a step whose start was
 written is committed at once. An idempotent step's (start not written) is *held*
 and committed with the run's next write, in the same transaction: quick steps'
-ends gather until a step that is not quick, a wait, any other write or the
+ends gather until a step not known to be quick, a wait, any other write or the
 run's end (see ``checkpoint``). A different step name or kind at a recorded
 position is a :class:`NonDeterminismError`, never a silent mis-replay.
 """
@@ -163,14 +163,21 @@ class ExecutionBase:
         self.pending.append(step)
         self.pending_quick = self.pending_quick and quick
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, next_step: str | None = None) -> None:
         """A step boundary: the place to stop for a drain, a cancel or a lost lease. The
         held step ends are committed here, before the next step or wait begins, unless
-        every one of them is a quick idempotent step's and there are fewer than
-        ``MAX_HELD_STEPS``: such steps are cheap to run again, so a crash before their
-        commit costs little, and they commit together with the run's next write. A step
-        whose start is written first, or any other write, commits them before it."""
-        if self.pending and not (self.pending_quick and len(self.pending) < MAX_HELD_STEPS):
+        every one of them is a quick idempotent step's, there are fewer than
+        ``MAX_HELD_STEPS``, and ``next_step`` was quick when it last ran in this process:
+        such steps are cheap to run again, so a crash before their commit costs little,
+        and they commit together with the run's next write, which comes soon. A step not
+        known to be quick (so perhaps a long one) finds every earlier end committed; so
+        does a step whose start is written first, or any other write."""
+        if self.pending and not (
+            self.pending_quick
+            and len(self.pending) < MAX_HELD_STEPS
+            and next_step is not None
+            and self.rt.quick_steps.get(next_step, False)
+        ):
             self.settle()
         self.control.check(self.lease)
 

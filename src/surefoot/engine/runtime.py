@@ -34,3 +34,5 @@ class Runtime:
     clock: Callable[[], datetime] = utc_now
     crash: CrashPoints = field(default_factory=lambda: CrashPoints(None))
     on_finished: Callable[[str], None] = lambda _run_id: None
+    # Step name -> whether its last attempt in this process returned within quick_step_s.
+    quick_steps: dict[str, bool] = field(default_factory=dict)

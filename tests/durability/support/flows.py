@@ -99,6 +99,13 @@ def register(app: sf.App) -> sf.App:
         done += [keyed[2](f"s{index}", pause_s), keyed[3](f"t{index}", pause_s)]
         return done
 
+    repeated = app.step(name="keyed.line", idempotent=True)(post_keyed)
+
+    @app.workflow(name="lines_flow")
+    def lines_flow(ctx: sf.WorkflowContext, index: int) -> list[str]:
+        # One quick idempotent step, three times: known to be quick once it has run.
+        return [repeated(f"l{index}.{line}") for line in range(3)]
+
     charge = app.step(name="blind.charge")(post_slowly)
     receipt = app.step(name="blind.receipt")(post_slowly)
 
