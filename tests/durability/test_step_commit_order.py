@@ -275,7 +275,7 @@ def declare_slow(app: sf.App, observer: sf.App, seen: Seen) -> Callable[..., Any
 
 def run_slow(make_app: MakeApp, start_worker: StartWorker) -> list[Seen]:
     """The quick-slow-quick workflow twice, one after the other: what each run saw."""
-    app = make_app("slow", quick_step_s=SLOW_S / 4)
+    app = make_app("slow", quick_step_s=SLOW_S / 2)
     seen: Seen = {}
     flow = declare_slow(app, make_app("slow-observer"), seen)
     start_worker(app)

@@ -380,9 +380,10 @@ class StepMixin(AdmissionMixin):
         # An idempotent step whose start was not written may run again by declaration, so
         # its end is held for the run's next write (see ``checkpoint``): a quick one's
         # may wait while steps known to be quick run, any other's commits before the
-        # next step or wait begins. Nothing outside the workflow's own code sees the result before
-        # that commit. A step whose start is on disk would come back from a crash as
-        # ambiguous instead: its end (and any held before it) is committed at once.
+        # next step or wait begins. Nothing outside the workflow's own code and those
+        # quick idempotent steps sees the result before that commit. A step whose start
+        # is on disk would come back from a crash as ambiguous instead: its end (and any
+        # held before it) is committed at once.
         written, plan.unwritten = not plan.unwritten, False
         commit = StepCommit(
             plan.record,
