@@ -112,6 +112,8 @@ def test_unparseable_variable_is_a_config_error_naming_it(name, raw, message):
         {"poll_interval_s": -0.1},
         {"concurrency": 0},
         {"max_deliveries": 0},
+        {"quick_step_s": -0.001},
+        {"quick_step_s": 1.5},
     ],
 )
 def test_out_of_range_values_are_config_errors(overrides):
@@ -221,3 +223,9 @@ def test_app_with_a_bad_environment_variable_fails_at_construction(monkeypatch):
     monkeypatch.setenv("SUREFOOT_CONCURRENCY", "many")
     with pytest.raises(ConfigError, match="SUREFOOT_CONCURRENCY"):
         sf.App("bad")
+
+
+def test_quick_step_s_comes_from_the_environment_and_zero_is_allowed():
+    assert from_environment({"SUREFOOT_QUICK_STEP_S": "0"}).quick_step_s == 0.0
+    with pytest.raises(ConfigError, match="quick_step_s"):
+        from_environment({"SUREFOOT_QUICK_STEP_S": "2"})
