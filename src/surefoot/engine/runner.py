@@ -89,8 +89,10 @@ class Execution(StepMixin, WaitMixin, CompensationMixin):
         self.finish_cancelled("cancelled by an operator")
 
 
-def execute(rt: Runtime, claimed: ClaimedRun, control: RunControl) -> None:
-    """Carry one claimed run as far as it goes now. Never raises for run outcomes."""
+def execute(rt: Runtime, claimed: ClaimedRun, control: RunControl) -> bool:
+    """Carry one claimed run as far as it goes now. Never raises for run outcomes.
+    Returns whether this execution committed the run's end (succeeded, failed or
+    cancelled); false when the run waits, was released, or the execution stopped."""
     execution = Execution(rt, claimed, control)
     if claimed.taken_over:
         run = claimed.run
@@ -121,6 +123,7 @@ def execute(rt: Runtime, claimed: ClaimedRun, control: RunControl) -> None:
         )
     finally:
         rt.on_finished(claimed.run.run_id)
+    return execution.ended
 
 
 def _advance(execution: Execution) -> None:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from surefoot.domain.records import Lease
+from surefoot.domain.records import Lease, RunRecord
 from surefoot.engine.app import App
 from surefoot.engine.execution import RunControl
 from surefoot.engine.runner import execute
@@ -169,11 +169,13 @@ class Worker:
         self._exit_process_after_drain = False
         self._process: HostProcess | None = None
         self._dead_checked_at = 0.0
+        self._until_idle = False
 
     # -- lifecycle ----------------------------------------------------------------------------
     def run(self, *, install_signal_handlers: bool = True, until_idle: bool = False) -> None:
         """Work until stopped (SIGTERM/SIGINT, ``stop()``), or until no run is ready."""
         self.app.check_definitions()
+        self._until_idle = until_idle
         rt = self.app.runtime
         self._exit_process_after_drain = (
             install_signal_handlers and threading.current_thread() is threading.main_thread()
@@ -311,8 +313,9 @@ class Worker:
 
     def _execute(self, claimed: ClaimedRun) -> None:
         run_id = claimed.run.run_id
+        ended = False
         try:
-            execute(self.app.runtime, claimed, self.control)
+            ended = execute(self.app.runtime, claimed, self.control)
             self.stats.executions += 1
         except LeaseLostError:
             log.warning("run %s: lease lost", run_id)
@@ -325,11 +328,35 @@ class Worker:
             )
         finally:
             with self._active_lock:
+                was_full = len(self._active) >= self.concurrency
                 self._active.pop(run_id, None)
                 self._active_queue.pop(run_id, None)
+                idle = not self._active
                 self.control.cancelled.discard(run_id)
                 self.control.lost.discard(claimed.lease)
-            self._wake.set()
+            # Look for work again at once if this end may have made a run claimable that
+            # was not: the run did not end (it waits, perhaps due at once, or was released),
+            # this worker was full, or the run held a partition key or a limited queue's
+            # slot (or an --until-idle worker may now stop). Otherwise its end frees
+            # nothing a claim could use: new runs wake the worker themselves, and runs that
+            # fall due are found by the poll, so an empty claim is not worth its write.
+            if (
+                not ended
+                or was_full
+                or self._frees_a_slot(claimed.run)
+                or (self._until_idle and idle)
+            ):
+                self._wake.set()
+
+    def _frees_a_slot(self, run: RunRecord) -> bool:
+        """Whether the end of ``run`` may let a claim take a run it could not take before:
+        its partition key is free again, or its queue has a limit with one more slot."""
+        if run.partition_key is not None:
+            return True
+        spec = self.app.queues.get(run.queue)
+        return spec is not None and (
+            spec.concurrency is not None or spec.worker_concurrency is not None
+        )
 
     # -- leases ----------------------------------------------------------------------------------
     def _take_over_dead_workers(self) -> None:
