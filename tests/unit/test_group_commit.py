@@ -113,6 +113,71 @@ def test_a_busy_database_is_waited_for_then_written(db: Path):
     assert rows(db) == {"after-wait"}
 
 
+class SQLiteWaitsCommitter(GroupCommitter):
+    """Negative control: the write lock left to SQLite's own busy handler (the writing
+    connection keeps its busy timeout), which sleeps 1, 2, 5, 10 ms ... between looks."""
+
+    def _begin_immediate(self, cur: sqlite3.Cursor) -> None:
+        cur.execute("PRAGMA busy_timeout=5000")
+        cur.execute("BEGIN IMMEDIATE")
+
+
+def looks_for_a_held_lock(db: Path, kind: type[GroupCommitter], held_s: float) -> int:
+    """How often the committer tried ``BEGIN IMMEDIATE`` while another connection held
+    the write lock for ``held_s`` (each try is one statement on the writing connection)."""
+    begins: list[str] = []
+
+    def connect() -> sqlite3.Connection:
+        conn: sqlite3.Connection = connect_to(db)()
+        conn.set_trace_callback(
+            lambda sql: begins.append(sql) if sql == "BEGIN IMMEDIATE" else None
+        )
+        return conn
+
+    group = kind(connect, name="test", is_busy=lambda e: "locked" in str(e), busy_deadline_s=5)
+    group.submit(lambda cur: None)  # the writer's connection exists before the lock is taken
+    begins.clear()
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    releaser = threading.Timer(held_s, holder.rollback)
+    releaser.start()
+    group.submit(lambda cur: cur.execute("INSERT INTO t VALUES ('after-wait')"))
+    releaser.join()
+    holder.close()
+    group.close()
+    assert rows(db) == {"after-wait"}
+    return len(begins)
+
+
+def test_another_processs_write_lock_is_looked_for_again_within_a_millisecond(db: Path):
+    # Held 0.3 s: pauses of at most 1 ms make about 300 looks, a loaded machine fewer;
+    # SQLite's own handler makes 12 in that time (1+2+5+10+15+20+25+25+25+50+50+100 ms).
+    assert looks_for_a_held_lock(db, GroupCommitter, 0.3) >= 40
+
+
+def test_negative_control_sqlites_own_busy_handler_is_caught(db: Path):
+    # The handler retries inside one statement: Python sees a single BEGIN IMMEDIATE.
+    assert looks_for_a_held_lock(db, SQLiteWaitsCommitter, 0.3) < 40
+
+
+def test_a_write_lock_held_past_the_busy_deadline_fails_the_write_and_keeps_the_data(db: Path):
+    group = GroupCommitter(
+        connect_to(db), name="test", is_busy=lambda e: "locked" in str(e), busy_deadline_s=0.2
+    )
+    group.submit(lambda cur: cur.execute("INSERT INTO t VALUES ('before')"))
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    started = time.monotonic()
+    with pytest.raises(StoreError, match="locked"):
+        group.submit(lambda cur: cur.execute("INSERT INTO t VALUES ('refused')"))
+    assert time.monotonic() - started >= 0.2
+    holder.rollback()
+    holder.close()
+    group.submit(lambda cur: cur.execute("INSERT INTO t VALUES ('after')"))
+    group.close()
+    assert rows(db) == {"before", "after"}
+
+
 def test_a_failed_commit_reaches_every_caller_of_the_batch(tmp_path: Path):
     def broken() -> sqlite3.Connection:
         raise sqlite3.OperationalError("disk I/O error")

@@ -40,6 +40,8 @@ from surefoot.errors import StoreError
 T = TypeVar("T")
 
 MAX_BATCH = 64
+FIRST_LOCK_PAUSE_S = 0.00005
+MAX_LOCK_PAUSE_S = 0.001
 CLOSE_TIMEOUT_S = 10.0
 
 
@@ -159,6 +161,8 @@ class GroupCommitter:
                 raise StoreError("the store is closed")
             if self._conn is None:
                 self._conn = self._connect()
+                # The write lock is waited for by ``_begin_immediate``, not by SQLite.
+                self._conn.execute("PRAGMA busy_timeout=0")
             self._run_batch(self._conn, batch)
         except BaseException as exc:  # handed to every caller of the batch, re-raised below
             failure = exc if isinstance(exc, StoreError) else StoreError(str(exc))
@@ -195,7 +199,7 @@ class GroupCommitter:
         hooks = self._hooks
         changes_before = conn.total_changes
         cur = conn.cursor()
-        cur.execute("BEGIN IMMEDIATE")
+        self._begin_immediate(cur)
         hooks.begin()
         for work in batch:
             work.result, work.error = None, None
@@ -226,6 +230,32 @@ class GroupCommitter:
             if self._committing:
                 self._committing = False
                 self._written_at = time.monotonic()
+
+    def _begin_immediate(self, cur: sqlite3.Cursor) -> None:
+        """``BEGIN IMMEDIATE``, waiting for another connection's write lock in short pauses.
+
+        The writing connection has no busy timeout: SQLite's own handler would sleep 1, 2,
+        5, 10 ms ... between looks, far longer than another process holds the lock, so two
+        processes writing at once (a client starting runs, a worker committing steps) would
+        each spend much of their time asleep. Here the pauses start at 50 us and double up
+        to 1 ms, with jitter so that two waiters do not look in step; past the busy
+        deadline the error goes up as before."""
+        pause = FIRST_LOCK_PAUSE_S
+        deadline: float | None = None
+        while True:
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not self._is_busy(exc):
+                    raise
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self._busy_deadline_s
+                elif now > deadline:
+                    raise
+            time.sleep(random.uniform(pause / 2, pause))  # noqa: S311 - jitter, not security
+            pause = min(pause * 2, MAX_LOCK_PAUSE_S)
 
 
 class _NoHooks:
