@@ -37,6 +37,7 @@ from bench.stores import (
 )
 from bench.workloads import Config
 from surefoot import Settings
+from surefoot.engine.starts import MAX_START_MANY
 from surefoot.store.postgres.base import redacted
 
 T = TypeVar("T")
@@ -348,6 +349,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="W1 variant: commit all N runs before the workers start (the workers alone)",
     )
     parser.add_argument(
+        "--start-many",
+        type=int,
+        default=0,
+        metavar="N",
+        help="W1 variant: the client commits runs with app.start_many, N per call"
+        " (default 0: one app.start per run, the issue's W1)",
+    )
+    parser.add_argument(
         "--steps",
         choices=tuple(STEP_WORKFLOWS),
         default="idempotent",
@@ -381,6 +390,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     unknown = set(args.only.split(",")) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown section(s) in --only: {', '.join(sorted(unknown))}")
+    if not 0 <= args.start_many <= MAX_START_MANY:
+        parser.error(f"--start-many takes 0 to {MAX_START_MANY}")
     return args
 
 
@@ -399,6 +410,15 @@ def _open_targets(kinds: list[str], directory: Path, postgres_url: str) -> list[
             )
             return None
     return targets
+
+
+def _title(section: str, config: Config) -> str:
+    title = TITLES[section]
+    if section == "w1" and config.submit_first:
+        title = W1_SUBMIT_FIRST_TITLE
+    if section == "w1" and config.start_many:
+        title += W1_START_MANY_NOTE.format(n=config.start_many)
+    return title
 
 
 def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
@@ -424,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         recovery_runs=args.recovery_runs,
         memory_runs=args.memory_runs,
         submit_first=args.submit_first,
+        start_many=args.start_many,
         recovery_lease_s=args.recovery_lease_s,
         recovery_heartbeat_s=args.recovery_heartbeat_s,
         workflow=STEP_WORKFLOWS[args.steps],
@@ -465,10 +486,7 @@ def main(argv: list[str] | None = None) -> int:
         if "memory" in only:
             body["memory"] = memory_section(targets, config)
         for name in only:
-            title = TITLES[name]
-            if name == "w1" and config.submit_first:
-                title = W1_SUBMIT_FIRST_TITLE
-            out += [title, "", body[name], ""]
+            out += [_title(name, config), "", body[name], ""]
     except KeyboardInterrupt:
         failed = True
         progress("interrupted")
@@ -500,6 +518,11 @@ TITLES = {
 W1_SUBMIT_FIRST_TITLE = (
     "## W1, --submit-first: N runs committed before the workers start (the workers alone;"
     " not the issue's W1; latency includes the wait for the workers)"
+)
+
+W1_START_MANY_NOTE = (
+    ", the client committing them with `start_many`, {n} runs per call (a variant: the"
+    " issue's W1 starts each run on its own)"
 )
 
 

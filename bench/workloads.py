@@ -42,6 +42,7 @@ class Config:
     sqlite_workers: tuple[int, ...] = (1,)  # W1 on SQLite: worker processes
     workflow: str = "three_steps"  # W1 and unloaded: see bench/app.py and --steps
     unloaded_idle_n: int = 10  # unloaded, runs started after the worker went idle
+    start_many: int = 0  # W1 variant: the client commits runs in batches of this many
 
     def n_for(self, workers: int) -> int:
         return self.n_by_workers.get(workers, self.n)
@@ -106,11 +107,17 @@ class Session:
             )
         return started
 
-    def submit(self, workflow: str, count: int) -> float:
-        """Start ``count`` runs from this one client; returns the seconds it took."""
+    def submit(self, workflow: str, count: int, batch: int = 0) -> float:
+        """Start ``count`` runs from this one client, one ``start`` each or (``batch``)
+        ``start_many`` of that many at a time; returns the seconds it took."""
         start = time.perf_counter()
-        for value in range(count):
-            self.client.start(workflow, value)
+        if batch:
+            for first in range(0, count, batch):
+                values = range(first, min(first + batch, count))
+                self.client.start_many(workflow, [(value,) for value in values])
+        else:
+            for value in range(count):
+                self.client.start(workflow, value)
         return time.perf_counter() - start
 
     def close(self) -> None:
@@ -152,12 +159,13 @@ def w1(target: Target, config: Config, workers: int) -> W1Result:
     n = config.n_for(workers)
     with session(target, config, f"w1-{workers}") as s:
         ceiling = target.commit_ceiling(s.url, config.ceiling_s)
-        submit_s = s.submit(config.workflow, n) if config.submit_first else 0.0
+        batch = config.start_many
+        submit_s = s.submit(config.workflow, n, batch) if config.submit_first else 0.0
         procs = s.start_workers(workers, config.concurrency)
         cpu_before = [w.cpu_s() for w in procs]
         start = time.perf_counter()
         if not config.submit_first:
-            submit_s = s.submit(config.workflow, n)
+            submit_s = s.submit(config.workflow, n, batch)
         wait_until(
             lambda: s.probe.finished(config.workflow) >= n,
             max(120.0, n * 0.2),

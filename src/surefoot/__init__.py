@@ -17,6 +17,7 @@ from surefoot.engine.context import (
     require_approval,
 )
 from surefoot.engine.handle import RunHandle
+from surefoot.engine.starts import Start
 from surefoot.engine.worker import Worker
 from surefoot.errors import (
     AmbiguousError,
@@ -69,6 +70,7 @@ __all__ = [
     "RunStatus",
     "SerializationError",
     "Settings",
+    "Start",
     "StepContext",
     "StepFailedError",
     "StepOutsideWorkflowError",

@@ -151,3 +151,35 @@ def test_otlp_export_without_the_extra_installed_is_a_clear_config_error(
     monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
     with pytest.raises(ConfigError, match=r"surefoot\[otlp\]"):
         tracing.configure_tracing(sf.Settings(otlp_endpoint="http://127.0.0.1:4318/v1/traces"))
+
+
+def test_a_batch_start_is_one_span_and_its_runs_are_its_children(
+    make_app: MakeApp, start_worker: StartWorker, spans: InMemorySpanExporter
+) -> None:
+    app = make_app()
+
+    @app.step(idempotent=True)
+    def double(x: int) -> int:
+        return 2 * x
+
+    @app.workflow
+    def flow(ctx: sf.WorkflowContext, x: int) -> int:
+        return double(x)
+
+    handles = app.start_many(flow, [(1,), (2,), (3,)])
+    [batch] = [s for s in spans.get_finished_spans() if s.name == "surefoot.start flow"]
+    assert (batch.attributes or {})["surefoot.runs"] == 3
+    start_worker(app)
+    assert [h.result(timeout=20) for h in handles] == [2, 4, 6]
+    for handle in handles:
+        stored = tracing.parse_traceparent(handle.record().trace_context)
+        assert stored is not None
+        assert stored.span_id == batch.context.span_id
+        [run_span] = [
+            s
+            for s in spans_of_run(spans, handle.run_id)
+            if s.name == "surefoot.run flow" and s.parent is not None
+        ]
+        assert run_span.parent is not None
+        assert run_span.parent.span_id == batch.context.span_id
+        assert run_span.context.trace_id == batch.context.trace_id

@@ -38,6 +38,7 @@ EXPECTED_ALL = [
     "RunStatus",
     "SerializationError",
     "Settings",
+    "Start",
     "StepContext",
     "StepFailedError",
     "StepOutsideWorkflowError",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 import getpass
 import hashlib
+import os
 import threading
-from collections.abc import Callable, Coroutine, Iterable, Mapping
-from datetime import timedelta
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar, overload
 
 from surefoot.config import Settings, from_environment
@@ -29,7 +30,13 @@ from surefoot.engine.definitions import (
 )
 from surefoot.engine.handle import RunHandle
 from surefoot.engine.runtime import Runtime, utc_now
-from surefoot.errors import DefinitionError, WorkflowError, WorkflowNotFoundError
+from surefoot.engine.starts import MAX_START_MANY, Start, as_start
+from surefoot.errors import (
+    DefinitionError,
+    SerializationError,
+    WorkflowError,
+    WorkflowNotFoundError,
+)
 from surefoot.observability import instrument, tracing
 from surefoot.store.base import Store
 from surefoot.store.open import open_store
@@ -38,7 +45,18 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+_USER_VARIABLES = ("LOGNAME", "USER", "LNAME", "USERNAME")  # what getpass.getuser reads
+
+
 def default_actor() -> str:
+    """The operating system's user name, as ``getpass.getuser`` gives it (``unknown``
+    where it cannot tell); looked up once per value of the variables it reads, since
+    without them it reads the user database."""
+    return _user_named_by(tuple(os.environ.get(name) for name in _USER_VARIABLES))
+
+
+@functools.lru_cache(maxsize=8)
+def _user_named_by(_variables: tuple[str | None, ...]) -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -415,19 +433,17 @@ class App:
         queue_name = queue or definition.queue
         correlation_id = correlation_id or time_ordered_hex()
         with tracing.start_span(definition.name, correlation_id) as traced:
-            new = NewRun(
-                run_id=time_ordered_hex(),
-                workflow=definition.name,
-                queue=queue_name,
-                inputs=inputs,
-                inputs_hash=hashlib.sha256(inputs.encode()).hexdigest(),
+            new = self._new_run(
+                definition,
+                inputs,
+                traced.traceparent,
                 idempotency_key=idempotency_key,
+                queue=queue_name,
                 priority=priority,
                 partition_key=partition_key,
                 correlation_id=correlation_id,
                 debounce_key=debounce_key,
                 not_before=now + timedelta(seconds=debounce_s) if debounce_s is not None else None,
-                trace_context=traced.traceparent,
             )
             record, created = self.store.create_run(
                 new, now, actor or default_actor(), queue=self.queues.get(queue_name)
@@ -438,6 +454,102 @@ class App:
         for wake in list(self._wakers):
             wake()
         return RunHandle(self, record.run_id)
+
+    def start_many(
+        self,
+        workflow: Callable[..., Any] | str,
+        /,
+        starts: Iterable[Start | Sequence[Any]],
+        *,
+        queue: str | None = None,
+        priority: int = 0,
+        correlation_id: str | None = None,
+        actor: str | None = None,
+    ) -> list[RunHandle]:
+        """Commit many runs of one workflow in one transaction; their handles, in order.
+
+        Each item is a :class:`~surefoot.Start` (arguments and this run's own idempotency
+        key, partition key, priority, correlation id) or a tuple of positional arguments.
+        Each run is what ``start`` would make of it, and a repeated idempotency key returns
+        the run already made for it, here or before. All or nothing: inputs that cannot be
+        encoded, a key reused with other inputs, or a ``max_depth`` queue that cannot take
+        them all (``BackPressureError``) store none. At most 1,000 runs per call.
+        """
+        definition = self._resolve(workflow)
+        items = [as_start(item, index) for index, item in enumerate(starts)]
+        if len(items) > MAX_START_MANY:
+            raise WorkflowError(
+                f"start_many takes at most {MAX_START_MANY} runs per call, got {len(items)}; "
+                "split the batch"
+            )
+        queue_name = queue or definition.queue
+        spec = self.queues.get(queue_name)
+        if spec is not None and spec.max_depth is not None and len(items) > spec.max_depth:
+            raise WorkflowError(
+                f"{len(items)} runs can never fit queue {queue_name!r} (max_depth="
+                f"{spec.max_depth}); split the batch"
+            )
+        encoded = []
+        for index, item in enumerate(items):
+            try:
+                encoded.append(definition.signature.encode_call(item.args, item.kwargs))
+            except SerializationError as exc:
+                raise SerializationError(f"start_many item {index}: {exc}") from exc
+        if not items:
+            return []
+        now = utc_now()
+        with tracing.start_span(definition.name, correlation_id, runs=len(items)) as traced:
+            news = [
+                self._new_run(
+                    definition,
+                    inputs,
+                    traced.traceparent_for_run(),
+                    idempotency_key=item.idempotency_key,
+                    queue=queue_name,
+                    priority=priority if item.priority is None else item.priority,
+                    partition_key=item.partition_key,
+                    correlation_id=item.correlation_id or correlation_id,
+                )
+                for item, inputs in zip(items, encoded, strict=True)
+            ]
+            made = self.store.create_runs(
+                news, now, actor or default_actor(), queues={queue_name: spec} if spec else None
+            )
+        for record, created in made:
+            if created:
+                instrument.run_started(record.workflow, record.run_id, record.correlation_id)
+        for wake in list(self._wakers):
+            wake()
+        return [RunHandle(self, record.run_id) for record, _ in made]
+
+    @staticmethod
+    def _new_run(
+        definition: WorkflowDef,
+        inputs: str,
+        traceparent: str,
+        *,
+        idempotency_key: str | None,
+        queue: str,
+        priority: int,
+        partition_key: str | None,
+        correlation_id: str | None,
+        debounce_key: str | None = None,
+        not_before: datetime | None = None,
+    ) -> NewRun:
+        return NewRun(
+            run_id=time_ordered_hex(),
+            workflow=definition.name,
+            queue=queue,
+            inputs=inputs,
+            inputs_hash=hashlib.sha256(inputs.encode()).hexdigest(),
+            idempotency_key=idempotency_key,
+            priority=priority,
+            partition_key=partition_key,
+            correlation_id=correlation_id or time_ordered_hex(),
+            debounce_key=debounce_key,
+            not_before=not_before,
+            trace_context=traceparent,
+        )
 
     def send_event(
         self,

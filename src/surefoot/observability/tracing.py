@@ -18,12 +18,13 @@ import re
 import secrets
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import (
+    INVALID_SPAN,
     NonRecordingSpan,
     NoOpTracer,
     NoOpTracerProvider,
@@ -110,33 +111,66 @@ def ingress(headers: Mapping[str, str]) -> Iterator[None]:
 
 # -- spans the engine opens --------------------------------------------------------------------
 class RunStart:
-    """What :func:`start_span` yields: the traceparent to store with the new run."""
+    """What :func:`start_span` yields: the traceparent to store with a new run."""
 
-    def __init__(self, span: Span, traceparent: str) -> None:
+    def __init__(self, span: Span, traceparent: str, *, fresh: bool = False) -> None:
         self.span = span
         self.traceparent = traceparent
+        self.fresh = fresh  # no trace context around the start: each run begins a trace
 
     def created(self, run_id: str) -> None:
         if self.span.is_recording():
             self.span.set_attribute("surefoot.run_id", run_id)
 
+    def traceparent_for_run(self) -> str:
+        """The traceparent for one run of a batch: the start's, or, where there is no
+        trace context to join, a new trace for each run (one trace per run)."""
+        return new_traceparent() if self.fresh else self.traceparent
+
+
+def new_traceparent(trace_id: int | None = None) -> str:
+    """A sampled traceparent with a random span id, in a new trace unless ``trace_id``."""
+    trace = trace_id or secrets.randbits(128) or 1
+    return f"00-{trace:032x}-{secrets.randbits(64) or 1:016x}-01"
+
+
+def start_span(
+    workflow: str, correlation_id: str | None, *, runs: int | None = None
+) -> AbstractContextManager[RunStart]:
+    """Around ``App.start`` (or ``start_many`` of ``runs`` runs): yields the traceparent
+    to store with the new runs (the span's own, or, when no tracer records spans, the
+    current span's, or a new random one)."""
+    if tracer_provider_installed():
+        return _recorded_start(workflow, correlation_id, runs)
+    # What the API's no-op tracer would yield, without making and entering its span.
+    outer = trace.get_current_span().get_span_context()
+    if outer.is_valid:
+        return nullcontext(RunStart(INVALID_SPAN, format_traceparent(outer)))
+    return nullcontext(RunStart(INVALID_SPAN, new_traceparent(), fresh=True))
+
 
 @contextmanager
-def start_span(workflow: str, correlation_id: str | None) -> Iterator[RunStart]:
-    """Around ``App.start``: yields the traceparent to store with the new run (the span's
-    own, or a new random one in the current trace when no tracer records spans)."""
+def _recorded_start(
+    workflow: str, correlation_id: str | None, runs: int | None
+) -> Iterator[RunStart]:
+    attributes: dict[str, str | int] = {
+        "surefoot.workflow": workflow,
+        "surefoot.correlation_id": correlation_id or "",
+    }
+    if runs is not None:
+        attributes["surefoot.runs"] = runs
     with _tracer.start_as_current_span(
-        f"surefoot.start {workflow}",
-        kind=SpanKind.PRODUCER,
-        attributes={"surefoot.workflow": workflow, "surefoot.correlation_id": correlation_id or ""},
+        f"surefoot.start {workflow}", kind=SpanKind.PRODUCER, attributes=attributes
     ) as span:
         span_context = span.get_span_context()
         if span_context.is_valid:
             yield RunStart(span, format_traceparent(span_context))
             return
         outer = trace.get_current_span().get_span_context()
-        trace_id = outer.trace_id if outer.is_valid else secrets.randbits(128) or 1
-        yield RunStart(span, f"00-{trace_id:032x}-{secrets.randbits(64) or 1:016x}-01")
+        if outer.is_valid:
+            yield RunStart(span, new_traceparent(outer.trace_id))
+        else:
+            yield RunStart(span, new_traceparent(), fresh=True)
 
 
 def child_traceparent(trace_context: str | None) -> str | None:

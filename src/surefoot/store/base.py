@@ -108,6 +108,25 @@ class RunEnd:
     steps: tuple[StepCommit, ...] = ()  # committed first, in order, in the same transaction
 
 
+def run_created(new: NewRun, actor: str) -> AuditRecord:
+    """The audit entry of a run a start created (both stores write the same)."""
+    return AuditRecord(
+        actor,
+        "run.created",
+        "run",
+        new.run_id,
+        None,
+        {
+            "status": "waiting" if new.not_before else "pending",
+            "workflow": new.workflow,
+            "queue": new.queue,
+            "idempotency_key": new.idempotency_key,
+            "debounce_key": new.debounce_key,
+        },
+        correlation_id=new.correlation_id,
+    )
+
+
 def attempt_end_columns(
     ended: tuple[AttemptResult, datetime] | None,
 ) -> tuple[str, str | None, str | None, str | None, str | None, str | None]:
@@ -141,6 +160,20 @@ class Store(Protocol):
         """Commit a run. The same idempotency key returns the existing run; a debounce key
         with a run not yet started updates that run; a queue at ``max_depth`` raises
         ``BackPressureError`` and stores nothing."""
+        ...
+
+    def create_runs(
+        self,
+        news: Sequence[NewRun],
+        now: datetime,
+        actor: str,
+        *,
+        queues: Mapping[str, QueueSpec] | None = None,
+    ) -> list[tuple[RunRecord, bool]]:
+        """Commit several runs in one transaction, each as :meth:`create_run` would (in
+        order, so a repeated idempotency key within ``news`` returns the run made for its
+        first use); ``queues``: the specs of bounded queues by name. Any error (a key
+        reused with other inputs, a queue that would pass ``max_depth``) stores none."""
         ...
 
     def get_run(self, run_id: str) -> RunRecord | None: ...

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from psycopg.rows import dict_row
@@ -25,6 +25,7 @@ from surefoot.errors import (
     RunNotFoundError,
     StoreError,
 )
+from surefoot.store.base import run_created
 from surefoot.store.postgres import rows
 from surefoot.store.postgres.base import Cursor, PostgresBase, Row, iso, one, ts
 
@@ -43,47 +44,52 @@ class IntakeMixin(PostgresBase):
     def create_run(
         self, new: NewRun, now: datetime, actor: str, *, queue: QueueSpec | None = None
     ) -> tuple[RunRecord, bool]:
-        def txn(cur: Cursor) -> tuple[RunRecord, bool]:
-            existing = self._run_with_key_txn(cur, new)
-            if existing is not None:
-                return existing, False
-            if new.debounce_key is not None:
-                debounced = self._debounce_txn(cur, new, now, actor)
-                if debounced is not None:
-                    return debounced, False
-            if queue is not None and queue.max_depth is not None:
-                self._check_depth_txn(cur, new.queue, queue)
-            created = self._insert_run_txn(cur, new, now)
-            if created is not None:
-                self._note_xid_txn(cur, created["surefoot_xid"])
-            if created is None:  # a concurrent start with the same key committed first
-                raced = self._run_with_key_txn(cur, new)
-                if raced is None:
-                    raise StoreError(f"run {new.run_id} was neither created nor found")
-                return raced, False
-            self._audit_txn(
-                cur,
-                AuditRecord(
-                    actor,
-                    "run.created",
-                    "run",
-                    new.run_id,
-                    None,
-                    {
-                        "status": "waiting" if new.not_before else "pending",
-                        "workflow": new.workflow,
-                        "queue": new.queue,
-                        "idempotency_key": new.idempotency_key,
-                        "debounce_key": new.debounce_key,
-                    },
-                    correlation_id=new.correlation_id,
-                ),
-                now,
-            )
-            self._notify_txn(cur, new.queue)
-            return rows.run_from_row(created), True
+        return self._write(lambda cur: self._create_run_txn(cur, new, now, actor, queue))
+
+    def create_runs(
+        self,
+        news: Sequence[NewRun],
+        now: datetime,
+        actor: str,
+        *,
+        queues: Mapping[str, QueueSpec] | None = None,
+    ) -> list[tuple[RunRecord, bool]]:
+        specs = queues or {}
+
+        def txn(cur: Cursor) -> list[tuple[RunRecord, bool]]:
+            return [
+                self._create_run_txn(cur, new, now, actor, specs.get(new.queue)) for new in news
+            ]
 
         return self._write(txn)
+
+    def _create_run_txn(
+        self, cur: Cursor, new: NewRun, now: datetime, actor: str, queue: QueueSpec | None
+    ) -> tuple[RunRecord, bool]:
+        existing = self._run_with_key_txn(cur, new)
+        if existing is not None:
+            return existing, False
+        if new.debounce_key is not None:
+            debounced = self._debounce_txn(cur, new, now, actor)
+            if debounced is not None:
+                return debounced, False
+        if queue is not None and queue.max_depth is not None:
+            self._check_depth_txn(cur, new.queue, queue)
+        created = self._insert_run_txn(cur, new, now)
+        if created is not None:
+            self._note_xid_txn(cur, created["surefoot_xid"])
+        if created is None:  # a concurrent start with the same key committed first
+            raced = self._run_with_key_txn(cur, new)
+            if raced is None:
+                raise StoreError(f"run {new.run_id} was neither created nor found")
+            return raced, False
+        self._audit_txn(
+            cur,
+            run_created(new, actor),
+            now,
+        )
+        self._notify_txn(cur, new.queue)
+        return rows.run_from_row(created), True
 
     @staticmethod
     def _check_depth_txn(cur: Cursor, name: str, queue: QueueSpec) -> None:

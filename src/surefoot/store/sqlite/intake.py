@@ -4,6 +4,7 @@ lookups and history, events."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TypeVar
 
@@ -26,6 +27,7 @@ from surefoot.errors import (
     RunAlreadyFinishedError,
     RunNotFoundError,
 )
+from surefoot.store.base import run_created
 from surefoot.store.sqlite import rows
 from surefoot.store.sqlite.base import SQLiteBase
 from surefoot.store.sqlite.values import ts
@@ -38,61 +40,71 @@ class IntakeMixin(SQLiteBase):
     def create_run(
         self, new: NewRun, now: datetime, actor: str, *, queue: QueueSpec | None = None
     ) -> tuple[RunRecord, bool]:
-        def txn(cur: sqlite3.Cursor) -> tuple[RunRecord, bool]:
-            if new.idempotency_key is not None:
-                row = cur.execute(
-                    "SELECT * FROM runs WHERE idempotency_key = ?", (new.idempotency_key,)
-                ).fetchone()
-                if row is not None:
-                    existing = rows.run_from_row(row)
-                    if existing.workflow != new.workflow or existing.inputs_hash != new.inputs_hash:
-                        raise IdempotencyKeyConflictError(
-                            f"idempotency key {new.idempotency_key!r} already belongs to run "
-                            f"{existing.run_id} of {existing.workflow} with other inputs"
-                        )
-                    return existing, False
-            if new.debounce_key is not None:
-                debounced = self._debounce_txn(cur, new, now, actor)
-                if debounced is not None:
-                    return debounced, False
-            if queue is not None and queue.max_depth is not None:
-                depth = cur.execute(
-                    "SELECT COUNT(*) FROM runs WHERE queue = ? AND status = 'pending'",
-                    (new.queue,),
-                ).fetchone()[0]
-                if depth >= queue.max_depth:
-                    raise BackPressureError(
-                        f"queue {new.queue!r} holds {depth} pending runs (max_depth="
-                        f"{queue.max_depth}); nothing was stored, retry after "
-                        f"{queue.retry_after_s:g}s",
-                        queue=new.queue,
-                        retry_after_s=queue.retry_after_s,
-                    )
-            self._insert_run_txn(cur, new, now)
-            self._audit_txn(
-                cur,
-                AuditRecord(
-                    actor,
-                    "run.created",
-                    "run",
-                    new.run_id,
-                    None,
-                    {
-                        "status": "waiting" if new.not_before else "pending",
-                        "workflow": new.workflow,
-                        "queue": new.queue,
-                        "idempotency_key": new.idempotency_key,
-                        "debounce_key": new.debounce_key,
-                    },
-                    correlation_id=new.correlation_id,
-                ),
-                now,
-            )
-            return rows.run_from_row(
-                cur.execute("SELECT * FROM runs WHERE run_id = ?", (new.run_id,)).fetchone()
-            ), True
+        return self._write(lambda cur: self._create_run_txn(cur, new, now, actor, queue))
+
+    def create_runs(
+        self,
+        news: Sequence[NewRun],
+        now: datetime,
+        actor: str,
+        *,
+        queues: Mapping[str, QueueSpec] | None = None,
+    ) -> list[tuple[RunRecord, bool]]:
+        specs = queues or {}
+
+        def txn(cur: sqlite3.Cursor) -> list[tuple[RunRecord, bool]]:
+            return [
+                self._create_run_txn(cur, new, now, actor, specs.get(new.queue)) for new in news
+            ]
 
         return self._write(txn)
+
+    def _create_run_txn(
+        self,
+        cur: sqlite3.Cursor,
+        new: NewRun,
+        now: datetime,
+        actor: str,
+        queue: QueueSpec | None,
+    ) -> tuple[RunRecord, bool]:
+        if new.idempotency_key is not None:
+            row = cur.execute(
+                "SELECT * FROM runs WHERE idempotency_key = ?", (new.idempotency_key,)
+            ).fetchone()
+            if row is not None:
+                existing = rows.run_from_row(row)
+                if existing.workflow != new.workflow or existing.inputs_hash != new.inputs_hash:
+                    raise IdempotencyKeyConflictError(
+                        f"idempotency key {new.idempotency_key!r} already belongs to run "
+                        f"{existing.run_id} of {existing.workflow} with other inputs"
+                    )
+                return existing, False
+        if new.debounce_key is not None:
+            debounced = self._debounce_txn(cur, new, now, actor)
+            if debounced is not None:
+                return debounced, False
+        if queue is not None and queue.max_depth is not None:
+            depth = cur.execute(
+                "SELECT COUNT(*) FROM runs WHERE queue = ? AND status = 'pending'",
+                (new.queue,),
+            ).fetchone()[0]
+            if depth >= queue.max_depth:
+                raise BackPressureError(
+                    f"queue {new.queue!r} holds {depth} pending runs (max_depth="
+                    f"{queue.max_depth}); nothing was stored, retry after "
+                    f"{queue.retry_after_s:g}s",
+                    queue=new.queue,
+                    retry_after_s=queue.retry_after_s,
+                )
+        self._insert_run_txn(cur, new, now)
+        self._audit_txn(
+            cur,
+            run_created(new, actor),
+            now,
+        )
+        return rows.run_from_row(
+            cur.execute("SELECT * FROM runs WHERE run_id = ?", (new.run_id,)).fetchone()
+        ), True
 
     def _debounce_txn(
         self, cur: sqlite3.Cursor, new: NewRun, now: datetime, actor: str
