@@ -186,3 +186,94 @@ def test_a_viewer_reads_but_cannot_start(client: httpx.Client, token_of: Callabl
     anonymous = client.get(RUNS)
     assert anonymous.status_code == 401
     assert anonymous.headers["WWW-Authenticate"] == "Bearer"
+
+
+# -- many runs in one commit ----------------------------------------------------------------
+BATCH = f"{RUNS}/batch"
+
+
+def start_batch(
+    http: httpx.Client, workflow: str, items: list[Any], **extra: Any
+) -> httpx.Response:
+    return http.post(BATCH, json={"workflow": workflow, "runs": items, **extra})
+
+
+@pytest.mark.usefixtures("worker")
+def test_a_batch_is_committed_at_once_and_each_run_runs_to_its_result(
+    admin: httpx.Client, app: sf.App
+):
+    answer = start_batch(
+        admin,
+        "greet",
+        [
+            {"input": ["ann"]},
+            {"input": {"name": "bo"}, "idempotency_key": "b-1"},
+            {"input": ["cy"]},
+        ],
+    )
+    assert answer.status_code == 201, answer.text
+    body = answer.json()
+    assert body["created"] == [True, True, True]
+    assert [r["inputs"] for r in body["runs"]] == [{"name": "ann"}, {"name": "bo"}, {"name": "cy"}]
+    assert len({r["correlation_id"] for r in body["runs"]}) == 1  # the request's
+    outputs = [finished(admin, r["run_id"])["output"] for r in body["runs"]]
+    assert outputs == ["HELLO ANN", "HELLO BO", "HELLO CY"]
+    assert ("run.created", "token:admin-bot") in audit_actors(app, body["runs"][0]["run_id"])
+
+
+def test_a_batch_whose_keys_all_name_runs_answers_200_and_a_clash_409_storing_none(
+    admin: httpx.Client,
+):
+    first = start_batch(admin, "greet", [{"input": ["a"], "idempotency_key": "k-1"}])
+    again = start_batch(
+        admin,
+        "greet",
+        [{"input": ["a"], "idempotency_key": "k-1"}, {"input": ["a"], "idempotency_key": "k-1"}],
+    )
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["created"] == [False, False]
+    assert {r["run_id"] for r in again.json()["runs"]} == {first.json()["runs"][0]["run_id"]}
+    mixed = start_batch(
+        admin,
+        "greet",
+        [
+            {"input": ["new"], "idempotency_key": "k-2"},
+            {"input": ["new"], "idempotency_key": "k-2"},
+        ],
+    )
+    assert (mixed.status_code, mixed.json()["created"]) == (201, [True, False])
+    clash = start_batch(
+        admin, "greet", [{"input": ["b"]}, {"input": ["other"], "idempotency_key": "k-1"}]
+    )
+    assert clash.status_code == 409
+    assert clash.json()["error"]["code"] == "idempotency_key_conflict"
+    assert admin.get(RUNS).json()["total"] == 2
+
+
+def test_a_batch_a_bounded_queue_cannot_take_answers_429_and_stores_nothing(
+    admin: httpx.Client,
+):
+    assert start(admin, "greet", ["one"], queue="tight").status_code == 201
+    refused = start_batch(admin, "greet", [{"input": ["two"]}], queue="tight")
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "7"
+    never = start_batch(admin, "greet", [{"input": ["x"]}, {"input": ["y"]}], queue="tight")
+    assert (never.status_code, never.json()["error"]["code"]) == (422, "invalid_workflow_call")
+    assert admin.get(RUNS).json()["total"] == 1
+
+
+def test_bad_batches_get_typed_errors_and_store_nothing(
+    admin: httpx.Client, client: httpx.Client, token_of: Callable[[Role], str]
+):
+    unknown = start_batch(admin, "no-such-flow", [{"input": []}])
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "workflow_not_found")
+    bad = start_batch(admin, "greet", [{"input": ["ok"]}, {"input": {"nom": "x"}}])
+    assert (bad.status_code, bad.json()["error"]["code"]) == (422, "invalid_input")
+    assert "start_many item 1" in bad.json()["error"]["message"]
+    assert start_batch(admin, "greet", []).status_code == 422
+    too_many = start_batch(admin, "greet", [{"input": [str(n)]} for n in range(1001)])
+    assert too_many.status_code == 422
+    viewer = {"Authorization": f"Bearer {token_of(Role.VIEWER)}"}
+    refused = client.post(BATCH, json={"workflow": "greet", "runs": [{}]}, headers=viewer)
+    assert refused.status_code == 403
+    assert admin.get(RUNS).json()["total"] == 0

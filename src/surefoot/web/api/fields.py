@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, StrictInt
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]")
 
@@ -32,6 +32,12 @@ def _json_integer(value: Any) -> Any:
 
 
 JsonInt = Annotated[StrictInt, BeforeValidator(_json_integer)]
+
+# A run's priority: a JSON integer within 32 bits (the bounds stay in the document, also
+# where the field may be null).
+Priority = Annotated[
+    StrictInt, Field(ge=-(2**31), le=2**31, title="Priority"), BeforeValidator(_json_integer)
+]
 
 # A point in time a client sends: RFC 3339 with an offset.
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_only)]

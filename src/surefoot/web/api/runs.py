@@ -11,6 +11,7 @@ from surefoot.domain.access import Permission as Perm
 from surefoot.domain.failures import FailureClass
 from surefoot.domain.records import RunFilter
 from surefoot.domain.status import RunStatus
+from surefoot.engine.starts import MAX_START_MANY, Start
 from surefoot.observability import tracing
 from surefoot.ops import runs
 from surefoot.web.api.common import (
@@ -21,7 +22,7 @@ from surefoot.web.api.common import (
     Surefoot,
     requires,
 )
-from surefoot.web.api.fields import JsonInt, Strict, Timestamp
+from surefoot.web.api.fields import JsonInt, Priority, Strict, Timestamp
 from surefoot.web.api.models import Page, Run, RunTimeline, Step
 
 router = APIRouter(prefix="/runs", tags=["runs"], route_class=ApiRoute)
@@ -34,6 +35,25 @@ class StartRun(Strict):
     queue: str | None = None
     priority: JsonInt = Field(0, ge=-(2**31), le=2**31, description="Higher runs first.")
     partition_key: str | None = None
+
+
+class BatchItem(Strict):
+    input: dict[str, Any] | list[Any] | None = None
+    idempotency_key: str | None = None
+    partition_key: str | None = None
+    priority: Priority | None = Field(None, description="This run's; the batch's when omitted.")
+
+
+class StartBatch(Strict):
+    workflow: str
+    runs: list[BatchItem] = Field(min_length=1, max_length=MAX_START_MANY)
+    queue: str | None = None
+    priority: JsonInt = Field(0, ge=-(2**31), le=2**31, description="Higher runs first.")
+
+
+class BatchStarted(Strict):
+    runs: list[Run]
+    created: list[bool] = Field(description="Per run: false when its idempotency key named a run.")
 
 
 class SendEvent(Strict):
@@ -100,10 +120,7 @@ def start_run(
 ) -> Run:
     """Commit a new run (201), or return the run its idempotency key already names
     (200). The correlation id comes from ``X-Correlation-ID`` or ``traceparent``."""
-    existed = False
-    if body.idempotency_key is not None:
-        found = app.store.find_run(body.idempotency_key)
-        existed = found is not None and found.idempotency_key == body.idempotency_key
+    existed = body.idempotency_key is not None and _names_a_run(app, body.idempotency_key)
     with tracing.ingress(request.headers):
         handle = app.start_json(
             body.workflow,
@@ -118,6 +135,61 @@ def start_run(
     if existed:
         response.status_code = status.HTTP_200_OK
     return Run.of(runs.get_run(app, handle.run_id))
+
+
+@router.post(
+    "/batch",
+    response_model=BatchStarted,
+    status_code=status.HTTP_201_CREATED,
+    **requires(
+        Perm.START_RUN,
+        {200: {"model": BatchStarted, "description": "Every key named an existing run."}},
+    ),
+)
+def start_batch(
+    body: StartBatch, request: Request, response: Response, app: Surefoot, caller: Caller
+) -> BatchStarted:
+    """Commit many runs of one workflow in one transaction, all or none (``start_many``):
+    201 when any run was created, 200 when every idempotency key named an existing run.
+    The runs share the request's correlation id."""
+    keys = {item.idempotency_key for item in body.runs if item.idempotency_key is not None}
+    existing = {key for key in keys if _names_a_run(app, key)}
+    starts = [
+        Start(
+            args=item.input if isinstance(item.input, list) else (),
+            kwargs=item.input if isinstance(item.input, dict) else {},
+            idempotency_key=item.idempotency_key,
+            partition_key=item.partition_key,
+            priority=item.priority,
+        )
+        for item in body.runs
+    ]
+    with tracing.ingress(request.headers):
+        handles = app.start_many(
+            body.workflow,
+            starts,
+            queue=body.queue,
+            priority=body.priority,
+            correlation_id=tracing.correlation_id_from_headers(request.headers),
+            actor=caller.name,
+        )
+    created = [item.idempotency_key not in existing for item in body.runs]
+    seen: set[str] = set()
+    for index, item in enumerate(body.runs):  # a key repeated in the batch: its first use
+        key = item.idempotency_key
+        if key is not None:
+            created[index] = created[index] and key not in seen
+            seen.add(key)
+    if not any(created):
+        response.status_code = status.HTTP_200_OK
+    return BatchStarted(
+        runs=[Run.of(runs.get_run(app, handle.run_id)) for handle in handles], created=created
+    )
+
+
+def _names_a_run(app: Surefoot, key: str) -> bool:
+    found = app.store.find_run(key)
+    return found is not None and found.idempotency_key == key
 
 
 @router.get("/{run_id}", response_model=RunTimeline, **requires(Perm.READ))
