@@ -10,6 +10,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 
 from surefoot.domain.records import RunFilter
 from surefoot.domain.status import RunStatus
+from surefoot.engine.starts import MAX_START_MANY, Start
 from surefoot.engine.worker import Worker
 
 console = Console()
@@ -28,9 +29,15 @@ def run_demo(runs_count: int, store: str, *, timeout_s: float = 120.0) -> Counte
         f"[bold]Surefoot demo[/] on {store}: {runs_count} invoices through "
         "fetch -> validate -> durable sleep -> post to a flaky ledger -> notify"
     )
-    run_ids = [
-        app.start(demo.process_invoice, f"INV-{n:04d}", idempotency_key=f"demo-INV-{n:04d}").run_id
+    # The invoices arrive as one batch: committed together, at most MAX_START_MANY a call.
+    invoices = [
+        Start(args=(f"INV-{n:04d}",), idempotency_key=f"demo-INV-{n:04d}")
         for n in range(1, runs_count + 1)
+    ]
+    run_ids = [
+        handle.run_id
+        for first in range(0, len(invoices), MAX_START_MANY)
+        for handle in app.start_many(demo.process_invoice, invoices[first : first + MAX_START_MANY])
     ]
     counts: Counter[str] = Counter()
     with (
