@@ -81,3 +81,32 @@ def test_a_batch_that_would_pass_max_depth_stores_none_and_says_when_to_retry(st
 def test_an_empty_batch_commits_nothing(store: Store):
     assert store.create_runs([], at(0), ACTOR) == []
     assert store.count_runs(RunFilter()) == 0
+
+
+def test_a_key_used_twice_in_a_batch_with_other_inputs_stores_none(store: Store):
+    news = [
+        new_run(idempotency_key="k", inputs={"n": 1}),
+        new_run(idempotency_key="k", inputs={"n": 2}),
+    ]
+    with pytest.raises(IdempotencyKeyConflictError):
+        store.create_runs(news, at(0), ACTOR)
+    assert store.count_runs(RunFilter()) == 0
+
+
+def test_a_batch_retried_into_a_full_queue_returns_its_runs_and_fills_it_no_further(
+    store: Store,
+):
+    spec = QueueSpec("invoices", max_depth=2)
+    news = [new_run(queue="invoices", idempotency_key=f"k-{n}") for n in range(2)]
+    first = store.create_runs(news, at(0), ACTOR, queues={"invoices": spec})
+    again = store.create_runs(
+        [new_run(queue="invoices", idempotency_key=f"k-{n}") for n in range(2)],
+        at(1),
+        ACTOR,
+        queues={"invoices": spec},
+    )
+    assert [r.run_id for r, _ in again] == [r.run_id for r, _ in first]
+    assert [created for _, created in again] == [False, False]
+    with pytest.raises(BackPressureError):
+        store.create_runs([new_run(queue="invoices")], at(2), ACTOR, queues={"invoices": spec})
+    assert store.count_runs(RunFilter(queue="invoices")) == 2

@@ -108,25 +108,6 @@ class RunEnd:
     steps: tuple[StepCommit, ...] = ()  # committed first, in order, in the same transaction
 
 
-def run_created(new: NewRun, actor: str) -> AuditRecord:
-    """The audit entry of a run a start created (both stores write the same)."""
-    return AuditRecord(
-        actor,
-        "run.created",
-        "run",
-        new.run_id,
-        None,
-        {
-            "status": "waiting" if new.not_before else "pending",
-            "workflow": new.workflow,
-            "queue": new.queue,
-            "idempotency_key": new.idempotency_key,
-            "debounce_key": new.debounce_key,
-        },
-        correlation_id=new.correlation_id,
-    )
-
-
 def attempt_end_columns(
     ended: tuple[AttemptResult, datetime] | None,
 ) -> tuple[str, str | None, str | None, str | None, str | None, str | None]:

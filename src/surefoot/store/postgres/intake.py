@@ -19,13 +19,12 @@ from surefoot.domain.records import (
 )
 from surefoot.domain.status import RunStatus
 from surefoot.errors import (
-    BackPressureError,
     IdempotencyKeyConflictError,
     RunAlreadyFinishedError,
     RunNotFoundError,
     StoreError,
 )
-from surefoot.store.base import run_created
+from surefoot.store.intake import PendingDepths, run_created
 from surefoot.store.postgres import rows
 from surefoot.store.postgres.base import Cursor, PostgresBase, Row, iso, one, ts
 
@@ -44,7 +43,9 @@ class IntakeMixin(PostgresBase):
     def create_run(
         self, new: NewRun, now: datetime, actor: str, *, queue: QueueSpec | None = None
     ) -> tuple[RunRecord, bool]:
-        return self._write(lambda cur: self._create_run_txn(cur, new, now, actor, queue))
+        return self._write(
+            lambda cur: self._create_run_txn(cur, new, now, actor, queue, self._depths(cur))
+        )
 
     def create_runs(
         self,
@@ -57,14 +58,22 @@ class IntakeMixin(PostgresBase):
         specs = queues or {}
 
         def txn(cur: Cursor) -> list[tuple[RunRecord, bool]]:
+            depths = self._depths(cur)
             return [
-                self._create_run_txn(cur, new, now, actor, specs.get(new.queue)) for new in news
+                self._create_run_txn(cur, new, now, actor, specs.get(new.queue), depths)
+                for new in news
             ]
 
         return self._write(txn)
 
     def _create_run_txn(
-        self, cur: Cursor, new: NewRun, now: datetime, actor: str, queue: QueueSpec | None
+        self,
+        cur: Cursor,
+        new: NewRun,
+        now: datetime,
+        actor: str,
+        queue: QueueSpec | None,
+        depths: PendingDepths,
     ) -> tuple[RunRecord, bool]:
         existing = self._run_with_key_txn(cur, new)
         if existing is not None:
@@ -73,12 +82,13 @@ class IntakeMixin(PostgresBase):
             debounced = self._debounce_txn(cur, new, now, actor)
             if debounced is not None:
                 return debounced, False
-        if queue is not None and queue.max_depth is not None:
-            self._check_depth_txn(cur, new.queue, queue)
+        if queue is not None:
+            depths.admit(new.queue, queue)
         created = self._insert_run_txn(cur, new, now)
         if created is not None:
             self._note_xid_txn(cur, created["surefoot_xid"])
         if created is None:  # a concurrent start with the same key committed first
+            depths.release(new.queue)
             raced = self._run_with_key_txn(cur, new)
             if raced is None:
                 raise StoreError(f"run {new.run_id} was neither created nor found")
@@ -92,22 +102,21 @@ class IntakeMixin(PostgresBase):
         return rows.run_from_row(created), True
 
     @staticmethod
-    def _check_depth_txn(cur: Cursor, name: str, queue: QueueSpec) -> None:
-        """Bounded intake: serialised per queue so concurrent starters cannot overshoot."""
-        assert queue.max_depth is not None
-        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"surefoot-depth:{name}",))
-        depth = one(
-            cur.execute(
-                "SELECT COUNT(*) AS n FROM runs WHERE queue = %s AND status = 'pending'", (name,)
+    def _depths(cur: Cursor) -> PendingDepths:
+        """Bounded intake: serialised per queue (a transaction lock taken before the count)
+        so concurrent starters cannot overshoot."""
+
+        def count(name: str) -> int:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"surefoot-depth:{name}",))
+            found = one(
+                cur.execute(
+                    "SELECT COUNT(*) AS n FROM runs WHERE queue = %s AND status = 'pending'",
+                    (name,),
+                )
             )
-        )["n"]
-        if depth >= queue.max_depth:
-            raise BackPressureError(
-                f"queue {name!r} holds {depth} pending runs (max_depth={queue.max_depth}); "
-                f"nothing was stored, retry after {queue.retry_after_s:g}s",
-                queue=name,
-                retry_after_s=queue.retry_after_s,
-            )
+            return int(found["n"])
+
+        return PendingDepths(count)
 
     def _debounce_txn(
         self, cur: Cursor, new: NewRun, now: datetime, actor: str

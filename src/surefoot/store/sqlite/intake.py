@@ -22,12 +22,11 @@ from surefoot.domain.status import (
     RunStatus,
 )
 from surefoot.errors import (
-    BackPressureError,
     IdempotencyKeyConflictError,
     RunAlreadyFinishedError,
     RunNotFoundError,
 )
-from surefoot.store.base import run_created
+from surefoot.store.intake import PendingDepths, run_created
 from surefoot.store.sqlite import rows
 from surefoot.store.sqlite.base import SQLiteBase
 from surefoot.store.sqlite.values import ts
@@ -40,7 +39,9 @@ class IntakeMixin(SQLiteBase):
     def create_run(
         self, new: NewRun, now: datetime, actor: str, *, queue: QueueSpec | None = None
     ) -> tuple[RunRecord, bool]:
-        return self._write(lambda cur: self._create_run_txn(cur, new, now, actor, queue))
+        return self._write(
+            lambda cur: self._create_run_txn(cur, new, now, actor, queue, self._depths(cur))
+        )
 
     def create_runs(
         self,
@@ -53,8 +54,10 @@ class IntakeMixin(SQLiteBase):
         specs = queues or {}
 
         def txn(cur: sqlite3.Cursor) -> list[tuple[RunRecord, bool]]:
+            depths = self._depths(cur)
             return [
-                self._create_run_txn(cur, new, now, actor, specs.get(new.queue)) for new in news
+                self._create_run_txn(cur, new, now, actor, specs.get(new.queue), depths)
+                for new in news
             ]
 
         return self._write(txn)
@@ -66,6 +69,7 @@ class IntakeMixin(SQLiteBase):
         now: datetime,
         actor: str,
         queue: QueueSpec | None,
+        depths: PendingDepths,
     ) -> tuple[RunRecord, bool]:
         if new.idempotency_key is not None:
             row = cur.execute(
@@ -83,19 +87,8 @@ class IntakeMixin(SQLiteBase):
             debounced = self._debounce_txn(cur, new, now, actor)
             if debounced is not None:
                 return debounced, False
-        if queue is not None and queue.max_depth is not None:
-            depth = cur.execute(
-                "SELECT COUNT(*) FROM runs WHERE queue = ? AND status = 'pending'",
-                (new.queue,),
-            ).fetchone()[0]
-            if depth >= queue.max_depth:
-                raise BackPressureError(
-                    f"queue {new.queue!r} holds {depth} pending runs (max_depth="
-                    f"{queue.max_depth}); nothing was stored, retry after "
-                    f"{queue.retry_after_s:g}s",
-                    queue=new.queue,
-                    retry_after_s=queue.retry_after_s,
-                )
+        if queue is not None:
+            depths.admit(new.queue, queue)
         self._insert_run_txn(cur, new, now)
         self._audit_txn(
             cur,
@@ -105,6 +98,16 @@ class IntakeMixin(SQLiteBase):
         return rows.run_from_row(
             cur.execute("SELECT * FROM runs WHERE run_id = ?", (new.run_id,)).fetchone()
         ), True
+
+    @staticmethod
+    def _depths(cur: sqlite3.Cursor) -> PendingDepths:
+        def count(name: str) -> int:
+            row = cur.execute(
+                "SELECT COUNT(*) FROM runs WHERE queue = ? AND status = 'pending'", (name,)
+            ).fetchone()
+            return int(row[0])
+
+        return PendingDepths(count)
 
     def _debounce_txn(
         self, cur: sqlite3.Cursor, new: NewRun, now: datetime, actor: str
