@@ -22,9 +22,9 @@ from surefoot.domain.failures import FailureClass
 from surefoot.domain.records import DeadLetterFilter, RunFilter
 from surefoot.domain.status import ReviewStatus, RunStatus
 from surefoot.engine.app import default_actor
-from surefoot.errors import ConfigError
+from surefoot.errors import ConfigError, SurefootError
 from surefoot.ops import audit as audit_ops
-from surefoot.ops import dead_letter, queues, review, routes, runs
+from surefoot.ops import dead_letter, intake, queues, review, routes, runs
 from surefoot.store.migrations import schema_sql
 from surefoot.store.open import open_store
 
@@ -101,6 +101,69 @@ def start(
     render.console.print(handle.run_id)
     if wait:
         render.as_json(handle.result(timeout=timeout))
+
+
+@cli.command("start-many")
+def start_many(
+    app: AppArg,
+    workflow: Annotated[str, typer.Argument(help="Workflow name.")],
+    path: Annotated[
+        str,
+        typer.Argument(
+            help="JSON lines, one run each: {input, idempotency_key?, partition_key?,"
+            " priority?}; - reads standard input."
+        ),
+    ],
+    batch: Annotated[int, typer.Option(help="Runs per transaction (1-1000).")] = 1000,
+    queue: Annotated[str | None, typer.Option(help="Queue (default: the workflow's).")] = None,
+    priority: Annotated[int, typer.Option(help="Priority of lines that give none.")] = 0,
+    store: StoreOpt = None,
+    actor: ActorOpt = None,
+) -> None:
+    """Start one run per line of a file, committed a batch at a time; prints the run ids.
+
+    Every line is checked before anything is committed."""
+    text = sys.stdin.read() if path == "-" else _read_text(path)
+    lines = intake.read_lines(text.splitlines())
+    loaded = load_app(app, store=store, create=True)
+    done: list[str] = []
+    with Progress(console=render.err) as progress:
+        task = progress.add_task("starting", total=len(lines))
+
+        def committed(ids: list[str]) -> None:
+            for run_id in ids:
+                render.console.print(run_id)
+            done.extend(ids)
+            progress.advance(task, len(ids))
+
+        try:
+            intake.start_lines(
+                loaded,
+                workflow,
+                lines,
+                batch=batch,
+                queue=queue,
+                priority=priority,
+                actor=_actor(actor),
+                progress=committed,
+            )
+        except SurefootError:
+            if done:  # nothing is committed when the first batch (or a check) fails
+                render.err.print(
+                    f"stopped at line {lines[len(done)].number}: the {len(done)} run(s) of the"
+                    " lines before it are committed; starting the file again does not start"
+                    " a line with an idempotency key twice"
+                )
+            raise
+    render.err.print(f"started {len(done)} run(s) from {len(lines)} line(s)")
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
 
 
 @cli.command("send-event")
