@@ -140,13 +140,20 @@ class GroupCommitter:
             if self._closed:
                 return None
             if self._conn is None:
-                self._conn = self._connect()
+                self._conn = self._open()
             row = self._conn.execute("PRAGMA data_version").fetchone()
             return int(row[0])
         except (sqlite3.Error, StoreError):  # cannot tell now: the caller looks again later
             return None
         finally:
             self._leader.release()
+
+    def _open(self) -> sqlite3.Connection:
+        """The writing connection. It has no busy timeout: the write lock is waited for
+        by ``_begin_immediate``, not by SQLite's busy handler."""
+        conn = self._connect()
+        conn.execute("PRAGMA busy_timeout=0")
+        return conn
 
     # -- the leader, on the caller's thread, holding ``_leader`` -----------------------------
     def _lead(self) -> None:
@@ -160,9 +167,7 @@ class GroupCommitter:
             if self._closed:
                 raise StoreError("the store is closed")
             if self._conn is None:
-                self._conn = self._connect()
-                # The write lock is waited for by ``_begin_immediate``, not by SQLite.
-                self._conn.execute("PRAGMA busy_timeout=0")
+                self._conn = self._open()
             self._run_batch(self._conn, batch)
         except BaseException as exc:  # handed to every caller of the batch, re-raised below
             failure = exc if isinstance(exc, StoreError) else StoreError(str(exc))
