@@ -189,7 +189,11 @@ def test_step_ends_share_the_runs_next_write(
     before = _execution_writes()
     handle = app.start(flow, 7)
     assert handle.result(timeout=20) == 7
-
+    # The worker records a write's latency after its commit returns, and the client may
+    # see the committed run first: wait (bounded) for the count to catch up.
+    deadline = time.monotonic() + 5
+    while _execution_writes() - before < writes and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert _execution_writes() - before == writes
     assert [e.position for e in app.store.list_journal(handle.run_id)] == [1, 2, 3]
     assert [a.outcome for a in app.store.list_attempts(handle.run_id)] == [
