@@ -6,6 +6,7 @@ import sys
 import time
 
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import surefoot as sf
@@ -16,6 +17,20 @@ from surefoot.errors import ConfigError
 from surefoot.observability import metrics, tracing
 from tests.integration.support.fixtures import MakeApp, StartWorker
 from tests.observability.conftest import spans_of_run
+
+
+def finished_spans_of_run(
+    exporter: InMemorySpanExporter, run_id: str, name: str, count: int
+) -> list[ReadableSpan]:
+    """The run's spans once ``count`` spans called ``name`` have ended (bounded wait): an
+    execution's span ends just after its result is committed, which the client may see
+    first."""
+    deadline = time.monotonic() + 5
+    found = spans_of_run(exporter, run_id)
+    while sum(s.name == name for s in found) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+        found = spans_of_run(exporter, run_id)
+    return found
 
 
 class _ProcessDied(BaseException):
@@ -60,7 +75,7 @@ def test_spans_of_a_run_interrupted_by_a_crash_and_resumed_elsewhere_form_one_tr
     start_worker(app)
     assert handle.result(timeout=10) == 20
 
-    run_spans = spans_of_run(spans, handle.run_id)
+    run_spans = finished_spans_of_run(spans, handle.run_id, "surefoot.run flow", 2)
     executions = [s for s in run_spans if s.name == "surefoot.run flow"]
     assert len(executions) == 2  # the crashed execution and the one that finished
     assert {s.context.trace_id for s in run_spans} == {stored.trace_id}
@@ -103,7 +118,7 @@ def test_a_run_resumed_after_a_durable_wait_stays_in_its_trace_and_the_start_spa
     handle = app.start(sleepy)
     start_worker(app)
     assert handle.result(timeout=10) == 2
-    run_spans = spans_of_run(spans, handle.run_id)
+    run_spans = finished_spans_of_run(spans, handle.run_id, "surefoot.run sleepy", 2)
     [started] = [s for s in run_spans if s.name == "surefoot.start sleepy"]
     executions = [s for s in run_spans if s.name == "surefoot.run sleepy"]
     assert len(executions) == 2
@@ -171,15 +186,13 @@ def test_a_batch_start_is_one_span_and_its_runs_are_its_children(
     assert (batch.attributes or {})["surefoot.runs"] == 3
     start_worker(app)
     assert [h.result(timeout=20) for h in handles] == [2, 4, 6]
+
     for handle in handles:
         stored = tracing.parse_traceparent(handle.record().trace_context)
         assert stored is not None
         assert stored.span_id == batch.context.span_id
-        [run_span] = [
-            s
-            for s in spans_of_run(spans, handle.run_id)
-            if s.name == "surefoot.run flow" and s.parent is not None
-        ]
+        found = finished_spans_of_run(spans, handle.run_id, "surefoot.run flow", 1)
+        [run_span] = [s for s in found if s.name == "surefoot.run flow"]
         assert run_span.parent is not None
         assert run_span.parent.span_id == batch.context.span_id
         assert run_span.context.trace_id == batch.context.trace_id
