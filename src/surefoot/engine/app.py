@@ -16,7 +16,7 @@ from surefoot.domain import codec
 from surefoot.domain.failures import Rule
 from surefoot.domain.ids import time_ordered_hex
 from surefoot.domain.queues import QueueSpec, RateLimit
-from surefoot.domain.records import NewRun
+from surefoot.domain.records import NewRun, RunRecord
 from surefoot.domain.retry import Retry
 from surefoot.domain.routes import parse_routes
 from surefoot.engine.context import current_execution
@@ -475,6 +475,30 @@ class App:
         encoded, a key reused with other inputs, or a ``max_depth`` queue that cannot take
         them all (``BackPressureError``) store none. At most 1,000 runs per call.
         """
+        made = self.start_many_records(
+            workflow,
+            starts,
+            queue=queue,
+            priority=priority,
+            correlation_id=correlation_id,
+            actor=actor,
+        )
+        return [RunHandle(self, record.run_id) for record, _ in made]
+
+    def start_many_records(
+        self,
+        workflow: Callable[..., Any] | str,
+        /,
+        starts: Iterable[Start | Sequence[Any]],
+        *,
+        queue: str | None = None,
+        priority: int = 0,
+        correlation_id: str | None = None,
+        actor: str | None = None,
+    ) -> list[tuple[RunRecord, bool]]:
+        """:meth:`start_many`, returning each run as stored and whether this call created
+        it (False where its idempotency key named a run already, or repeats one earlier in
+        the batch)."""
         definition = self._resolve(workflow)
         items = [as_start(item, index) for index, item in enumerate(starts)]
         if len(items) > MAX_START_MANY:
@@ -520,7 +544,7 @@ class App:
                 instrument.run_started(record.workflow, record.run_id, record.correlation_id)
         for wake in list(self._wakers):
             wake()
-        return [RunHandle(self, record.run_id) for record, _ in made]
+        return made
 
     @staticmethod
     def _new_run(

@@ -1,13 +1,18 @@
 """What both stores do the same way when they take runs in: the audit entry of a created run,
-and bounded intake (``max_depth``) counted once per queue per transaction."""
+bounded intake (``max_depth``) counted once per queue per transaction, and a batch of runs
+made one by one inside one transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Generic, TypeVar
 
 from surefoot.domain.queues import QueueSpec
-from surefoot.domain.records import AuditRecord, NewRun
+from surefoot.domain.records import AuditRecord, NewRun, RunRecord
 from surefoot.errors import BackPressureError
+
+C = TypeVar("C")
 
 
 def run_created(new: NewRun, actor: str) -> AuditRecord:
@@ -61,3 +66,38 @@ class PendingDepths:
         """The place taken by :meth:`admit` was not used (the run was found, not made)."""
         if name in self._depths:
             self._depths[name] -= 1
+
+
+class RunIntake(Generic[C]):
+    """Runs taken in, composed the same way on both stores from a store's own
+    ``_create_run_txn`` and ``_depths`` for its cursor type."""
+
+    def _create_run_txn(
+        self,
+        cur: C,
+        new: NewRun,
+        now: datetime,
+        actor: str,
+        queue: QueueSpec | None,
+        depths: PendingDepths,
+    ) -> tuple[RunRecord, bool]:
+        raise NotImplementedError
+
+    def _depths(self, cur: C) -> PendingDepths:
+        raise NotImplementedError
+
+    def _create_runs_txn(
+        self,
+        cur: C,
+        news: Sequence[NewRun],
+        now: datetime,
+        actor: str,
+        queues: Mapping[str, QueueSpec] | None,
+    ) -> list[tuple[RunRecord, bool]]:
+        """Each run as a single start would make it, in order, in the caller's transaction;
+        each bounded queue counted once."""
+        specs = queues or {}
+        depths = self._depths(cur)
+        return [
+            self._create_run_txn(cur, new, now, actor, specs.get(new.queue), depths) for new in news
+        ]

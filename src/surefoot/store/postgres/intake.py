@@ -24,7 +24,7 @@ from surefoot.errors import (
     RunNotFoundError,
     StoreError,
 )
-from surefoot.store.intake import PendingDepths, run_created
+from surefoot.store.intake import PendingDepths, RunIntake, run_created
 from surefoot.store.postgres import rows
 from surefoot.store.postgres.base import Cursor, PostgresBase, Row, iso, one, ts
 
@@ -38,14 +38,13 @@ _RUN_BY_ID_OR_KEY = (
 )
 
 
-class IntakeMixin(PostgresBase):
+class IntakeMixin(PostgresBase, RunIntake[Cursor]):
     # -- intake -------------------------------------------------------------------------
     def create_run(
         self, new: NewRun, now: datetime, actor: str, *, queue: QueueSpec | None = None
     ) -> tuple[RunRecord, bool]:
-        return self._write(
-            lambda cur: self._create_run_txn(cur, new, now, actor, queue, self._depths(cur))
-        )
+        queues = {new.queue: queue} if queue is not None else None
+        return self._write(lambda cur: self._create_runs_txn(cur, [new], now, actor, queues)[0])
 
     def create_runs(
         self,
@@ -55,16 +54,7 @@ class IntakeMixin(PostgresBase):
         *,
         queues: Mapping[str, QueueSpec] | None = None,
     ) -> list[tuple[RunRecord, bool]]:
-        specs = queues or {}
-
-        def txn(cur: Cursor) -> list[tuple[RunRecord, bool]]:
-            depths = self._depths(cur)
-            return [
-                self._create_run_txn(cur, new, now, actor, specs.get(new.queue), depths)
-                for new in news
-            ]
-
-        return self._write(txn)
+        return self._write(lambda cur: self._create_runs_txn(cur, news, now, actor, queues))
 
     def _create_run_txn(
         self,

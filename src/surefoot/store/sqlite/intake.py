@@ -26,7 +26,7 @@ from surefoot.errors import (
     RunAlreadyFinishedError,
     RunNotFoundError,
 )
-from surefoot.store.intake import PendingDepths, run_created
+from surefoot.store.intake import PendingDepths, RunIntake, run_created
 from surefoot.store.sqlite import rows
 from surefoot.store.sqlite.base import SQLiteBase
 from surefoot.store.sqlite.values import ts
@@ -34,14 +34,13 @@ from surefoot.store.sqlite.values import ts
 T = TypeVar("T")
 
 
-class IntakeMixin(SQLiteBase):
+class IntakeMixin(SQLiteBase, RunIntake[sqlite3.Cursor]):
     # -- intake -------------------------------------------------------------------------
     def create_run(
         self, new: NewRun, now: datetime, actor: str, *, queue: QueueSpec | None = None
     ) -> tuple[RunRecord, bool]:
-        return self._write(
-            lambda cur: self._create_run_txn(cur, new, now, actor, queue, self._depths(cur))
-        )
+        queues = {new.queue: queue} if queue is not None else None
+        return self._write(lambda cur: self._create_runs_txn(cur, [new], now, actor, queues)[0])
 
     def create_runs(
         self,
@@ -51,16 +50,7 @@ class IntakeMixin(SQLiteBase):
         *,
         queues: Mapping[str, QueueSpec] | None = None,
     ) -> list[tuple[RunRecord, bool]]:
-        specs = queues or {}
-
-        def txn(cur: sqlite3.Cursor) -> list[tuple[RunRecord, bool]]:
-            depths = self._depths(cur)
-            return [
-                self._create_run_txn(cur, new, now, actor, specs.get(new.queue), depths)
-                for new in news
-            ]
-
-        return self._write(txn)
+        return self._write(lambda cur: self._create_runs_txn(cur, news, now, actor, queues))
 
     def _create_run_txn(
         self,

@@ -152,8 +152,6 @@ def start_batch(
     """Commit many runs of one workflow in one transaction, all or none (``start_many``):
     201 when any run was created, 200 when every idempotency key named an existing run.
     The runs share the request's correlation id."""
-    keys = {item.idempotency_key for item in body.runs if item.idempotency_key is not None}
-    existing = {key for key in keys if _names_a_run(app, key)}
     starts = [
         Start(
             args=item.input if isinstance(item.input, list) else (),
@@ -165,7 +163,7 @@ def start_batch(
         for item in body.runs
     ]
     with tracing.ingress(request.headers):
-        handles = app.start_many(
+        made = app.start_many_records(
             body.workflow,
             starts,
             queue=body.queue,
@@ -173,17 +171,10 @@ def start_batch(
             correlation_id=tracing.correlation_id_from_headers(request.headers),
             actor=caller.name,
         )
-    created = [item.idempotency_key not in existing for item in body.runs]
-    seen: set[str] = set()
-    for index, item in enumerate(body.runs):  # a key repeated in the batch: its first use
-        key = item.idempotency_key
-        if key is not None:
-            created[index] = created[index] and key not in seen
-            seen.add(key)
-    if not any(created):
+    if not any(created for _, created in made):
         response.status_code = status.HTTP_200_OK
     return BatchStarted(
-        runs=[Run.of(runs.get_run(app, handle.run_id)) for handle in handles], created=created
+        runs=[Run.of(record) for record, _ in made], created=[created for _, created in made]
     )
 
 
