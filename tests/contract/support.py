@@ -109,6 +109,22 @@ def committed_step(run_id: str, now: datetime, *, position: int = 1) -> JournalE
 SUCCEEDED = AttemptResult(AttemptOutcome.SUCCEEDED)
 
 
+def commit_first_step(
+    store: Store, lease: Lease, started: datetime, ended: datetime, *, number: int = 1
+) -> None:
+    """The run's step 1 attempted (attempt ``number``) and committed ("ok")."""
+    store.begin_attempt(lease, attempt(lease, started, number=number))
+    store.finish_attempt(
+        lease,
+        position=1,
+        kind=AttemptKind.STEP,
+        attempt=number,
+        result=SUCCEEDED,
+        journal=committed_step(lease.run_id, ended),
+        now=ended,
+    )
+
+
 def state(store: Store, run_id: str) -> dict[str, Any]:
     """Everything the protocol can read about one run and the shared logs."""
     return {

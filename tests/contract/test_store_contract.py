@@ -31,6 +31,7 @@ from tests.contract.support import (
     attempt,
     claim_none,
     claim_one,
+    commit_first_step,
     committed_step,
     new_run,
     state,
@@ -203,20 +204,67 @@ def test_expired_lease_is_taken_over_with_a_new_epoch_and_open_attempts_interrup
 def test_takeover_leaves_finished_attempts_alone(store):
     store.create_run(new_run(), T0, ACTOR)
     first = claim_one(store, "w1", T0)
-    store.begin_attempt(first.lease, attempt(first.lease, at(1)))
-    store.finish_attempt(
-        first.lease,
-        position=1,
-        kind=AttemptKind.STEP,
-        attempt=1,
-        result=SUCCEEDED,
-        journal=committed_step(first.lease.run_id, at(2)),
-        now=at(2),
-    )
+    commit_first_step(store, first.lease, at(1), at(2))
     taken = claim_one(store, "w2", at(LEASE_S + 1))
     assert taken.interrupted == ()
     assert store.list_attempts(first.lease.run_id)[0].outcome is AttemptOutcome.SUCCEEDED
     assert taken.history.journal[1].output == '"ok"'
+
+
+def test_one_claim_of_several_runs_gives_each_its_own_lease_history_and_interruptions(store):
+    """A claim takes several runs in a few statements; nothing of one run may reach another."""
+    interrupted_run, _ = store.create_run(new_run(priority=3), T0, ACTOR)
+    finished_step_run, _ = store.create_run(new_run(priority=2), T0, ACTOR)
+    first = store.claim("w1", workflows=["flow"], queues=None, limit=2, lease_s=LEASE_S, now=T0)
+    leases = {claimed.run.run_id: claimed.lease for claimed in first}
+    store.begin_attempt(
+        leases[interrupted_run.run_id], attempt(leases[interrupted_run.run_id], at(1))
+    )
+    commit_first_step(store, leases[finished_step_run.run_id], at(1), at(2))
+    fresh, _ = store.create_run(new_run(priority=1), at(3), ACTOR)
+
+    taken = store.claim(
+        "w2", workflows=["flow"], queues=None, limit=10, lease_s=LEASE_S, now=at(LEASE_S + 1)
+    )
+
+    by_id = {claimed.run.run_id: claimed for claimed in taken}
+    assert [claimed.run.run_id for claimed in taken] == [
+        interrupted_run.run_id,
+        finished_step_run.run_id,
+        fresh.run_id,
+    ]
+    for run_id, claimed in by_id.items():
+        assert claimed.run.lease_owner == "w2"
+        assert claimed.run.status is RunStatus.RUNNING
+        assert claimed.lease == Lease(run_id, "w2", claimed.run.lease_epoch)
+    assert by_id[fresh.run_id].lease.epoch == 1
+    assert by_id[interrupted_run.run_id].lease.epoch == 2
+    assert [by_id[r].taken_over for r in (interrupted_run.run_id, fresh.run_id)] == [True, False]
+    (stopped,) = by_id[interrupted_run.run_id].interrupted
+    assert (stopped.run_id, stopped.outcome) == (interrupted_run.run_id, AttemptOutcome.INTERRUPTED)
+    assert by_id[finished_step_run.run_id].interrupted == ()
+    assert by_id[fresh.run_id].interrupted == ()
+    assert by_id[interrupted_run.run_id].history.journal == {}
+    assert by_id[interrupted_run.run_id].history.attempts[1][0].outcome is (
+        AttemptOutcome.INTERRUPTED
+    )
+    assert by_id[finished_step_run.run_id].history.journal[1].output == '"ok"'
+    assert by_id[finished_step_run.run_id].history.attempts[1][0].outcome is (
+        AttemptOutcome.SUCCEEDED
+    )
+    assert by_id[fresh.run_id].history.journal == {}
+    assert by_id[fresh.run_id].history.attempts == {}
+    claims = [
+        (e.entity_id, e.action, e.correlation_id)
+        for e in store.audit_entries(after_seq=0, limit=100)
+        if e.action in ("run.claimed", "run.taken_over") and e.actor == "worker:w2"
+    ]
+    assert claims == [
+        (interrupted_run.run_id, "run.taken_over", interrupted_run.correlation_id),
+        (finished_step_run.run_id, "run.taken_over", finished_step_run.correlation_id),
+        (fresh.run_id, "run.claimed", fresh.correlation_id),
+    ]
+    assert_chain_intact(store)
 
 
 RETRIED_AFTER_INTERRUPTION = AttemptResult(
@@ -417,16 +465,7 @@ def test_finished_attempt_and_its_journal_entry_commit_together(store):
     store.finish_attempt(
         lease, position=1, kind=AttemptKind.STEP, attempt=1, result=failed, journal=None, now=at(2)
     )
-    store.begin_attempt(lease, attempt(lease, at(3), number=2))
-    store.finish_attempt(
-        lease,
-        position=1,
-        kind=AttemptKind.STEP,
-        attempt=2,
-        result=SUCCEEDED,
-        journal=committed_step(record.run_id, at(4)),
-        now=at(4),
-    )
+    commit_first_step(store, lease, at(3), at(4), number=2)
     attempts = store.list_attempts(record.run_id)
     assert [(a.attempt, a.outcome) for a in attempts] == [
         (1, AttemptOutcome.FAILED),

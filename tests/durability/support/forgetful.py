@@ -8,6 +8,7 @@ if it did not, a green durability run could be proving nothing.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 
 import surefoot as sf
 from surefoot.domain.records import History
@@ -21,12 +22,13 @@ class ForgetfulStore(SQLiteStore):
     """Claims and history loads come back without the committed step results."""
 
     @staticmethod
-    def _history_txn(cur: sqlite3.Cursor, run_id: str) -> History:
-        history = SQLiteStore._history_txn(cur, run_id)
-        for position, entry in list(history.journal.items()):
-            if entry.kind is JournalKind.STEP:
-                del history.journal[position]
-        return history
+    def _histories_txn(cur: sqlite3.Cursor, run_ids: Sequence[str]) -> dict[str, History]:
+        histories = SQLiteStore._histories_txn(cur, run_ids)
+        for history in histories.values():
+            for position, entry in list(history.journal.items()):
+                if entry.kind is JournalKind.STEP:
+                    del history.journal[position]
+        return histories
 
 
 class ForgetfulApp(sf.App):

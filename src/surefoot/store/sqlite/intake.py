@@ -182,24 +182,31 @@ class IntakeMixin(SQLiteBase, RunIntake[sqlite3.Cursor]):
         return rows.run_from_row(row) if row else None
 
     def load_history(self, run_id: str) -> History:
-        return self._read(lambda cur: self._history_txn(cur, run_id))
+        return self._read(lambda cur: self._histories_txn(cur, [run_id])[run_id])
 
     @staticmethod
-    def _history_txn(cur: sqlite3.Cursor, run_id: str) -> History:
-        history = History()
-        for row in cur.execute("SELECT * FROM journal WHERE run_id = ?", (run_id,)):
-            history.journal[row["position"]] = rows.journal_from_row(row)
+    def _histories_txn(cur: sqlite3.Cursor, run_ids: Sequence[str]) -> dict[str, History]:
+        """The histories of these runs: three reads however many runs (a claim loads the
+        histories of all the runs it takes inside its write transaction)."""
+        histories = {run_id: History() for run_id in run_ids}
+        marks = ",".join("?" * len(histories))
+        ids = tuple(histories)
+        for row in cur.execute(f"SELECT * FROM journal WHERE run_id IN ({marks})", ids):
+            histories[row["run_id"]].journal[row["position"]] = rows.journal_from_row(row)
         for row in cur.execute(
-            "SELECT * FROM attempts WHERE run_id = ? AND kind = 'step' ORDER BY position, attempt",
-            (run_id,),
+            f"SELECT * FROM attempts WHERE run_id IN ({marks}) AND kind = 'step'"
+            " ORDER BY run_id, position, attempt",
+            ids,
         ):
+            history = histories[row["run_id"]]
             history.attempts.setdefault(row["position"], []).append(rows.attempt_from_row(row))
         for row in cur.execute(
-            "SELECT * FROM review_items WHERE run_id = ? ORDER BY created_at", (run_id,)
+            f"SELECT * FROM review_items WHERE run_id IN ({marks}) ORDER BY run_id, created_at",
+            ids,
         ):
             item = rows.review_from_row(row)
-            history.reviews.setdefault(item.position, []).append(item)
-        return history
+            histories[item.run_id].reviews.setdefault(item.position, []).append(item)
+        return histories
 
     def list_attempts(self, run_id: str) -> list[AttemptRecord]:
         return self._read(

@@ -13,6 +13,7 @@ from surefoot.domain.records import (
     AttemptRecord,
     AuditRecord,
     Lease,
+    RunRecord,
 )
 from surefoot.domain.status import (
     RunStatus,
@@ -23,6 +24,17 @@ from surefoot.store.sqlite.intake import IntakeMixin
 from surefoot.store.sqlite.values import dumps_json, ts
 
 T = TypeVar("T")
+
+
+# Lease the claimed runs (``marks``: one placeholder per run); a compensating run goes on
+# compensating, any other runs.
+_LEASE = (
+    "UPDATE runs SET status = CASE WHEN status = 'compensating'"
+    " THEN 'compensating' ELSE 'running' END, lease_owner = ?,"
+    " lease_epoch = lease_epoch + 1, lease_expires_at = ?,"
+    " deliveries = deliveries + 1, wait_reason = NULL, wake_at = NULL,"
+    " waiting_for = NULL, updated_at = ? WHERE run_id IN ({marks}) RETURNING *"
+)
 
 
 def actor_of(worker_id: str) -> str:
@@ -213,26 +225,26 @@ class LeasesMixin(IntakeMixin):
             return []
 
         def txn(cur: sqlite3.Cursor) -> list[ClaimedRun]:
-            now_s = ts(now)
             found = self._candidates_txn(
                 cur, now, workflows, queues, limit, dict(caps or {}), global_concurrency or {}
             )
-            expires = ts(now + timedelta(seconds=lease_s))
-            claimed: list[ClaimedRun] = []
-            for row in found:
-                before = rows.run_from_row(row)
+            if not found:
+                return []
+            # A few statements for the whole claim, however many runs it takes: the leases
+            # in one UPDATE, the histories in three reads.
+            befores = [rows.run_from_row(row) for row in found]
+            ids = [before.run_id for before in befores]
+            leased = {
+                row["run_id"]: rows.run_from_row(row)
+                for row in cur.execute(
+                    _LEASE.format(marks=",".join("?" * len(ids))),
+                    (worker_id, ts(now + timedelta(seconds=lease_s)), ts(now), *ids),
+                ).fetchall()
+            }
+            taken: list[tuple[RunRecord, bool, tuple[AttemptRecord, ...]]] = []
+            for before in befores:
+                run = leased[before.run_id]
                 taken_over = before.status in (RunStatus.RUNNING, RunStatus.COMPENSATING)
-                status = (
-                    RunStatus.COMPENSATING
-                    if before.status is RunStatus.COMPENSATING
-                    else RunStatus.RUNNING
-                )
-                cur.execute(
-                    "UPDATE runs SET status = ?, lease_owner = ?, lease_epoch = lease_epoch + 1,"
-                    " lease_expires_at = ?, deliveries = deliveries + 1, wait_reason = NULL,"
-                    " wake_at = NULL, waiting_for = NULL, updated_at = ? WHERE run_id = ?",
-                    (status.value, worker_id, expires, now_s, before.run_id),
-                )
                 interrupted = (
                     self._interrupt_open_attempts_txn(
                         cur,
@@ -253,24 +265,23 @@ class LeasesMixin(IntakeMixin):
                         "run",
                         before.run_id,
                         {"status": before.status.value, "lease_owner": before.lease_owner},
-                        {"status": status.value, "lease_owner": worker_id},
+                        {"status": run.status.value, "lease_owner": worker_id},
                         correlation_id=before.correlation_id,
                     ),
                     now,
                 )
-                run = rows.run_from_row(
-                    cur.execute("SELECT * FROM runs WHERE run_id = ?", (before.run_id,)).fetchone()
+                taken.append((run, taken_over, interrupted))
+            histories = self._histories_txn(cur, ids)  # after the interruptions: they see them
+            return [
+                ClaimedRun(
+                    run,
+                    Lease(run.run_id, worker_id, run.lease_epoch),
+                    histories[run.run_id],
+                    interrupted,
+                    taken_over,
                 )
-                claimed.append(
-                    ClaimedRun(
-                        run,
-                        Lease(run.run_id, worker_id, run.lease_epoch),
-                        self._history_txn(cur, run.run_id),
-                        interrupted,
-                        taken_over,
-                    )
-                )
-            return claimed
+                for run, taken_over, interrupted in taken
+            ]
 
         return self._write(txn)
 
