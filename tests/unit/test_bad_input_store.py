@@ -19,6 +19,7 @@ from surefoot.errors import (
 from surefoot.store.base import SCHEMA_VERSION
 from surefoot.store.open import open_store
 from surefoot.store.sqlite import SQLiteStore
+from surefoot.store.sqlite.base import check_sqlite_library
 
 
 def rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
@@ -191,3 +192,24 @@ def test_closed_store_refuses_new_work_with_a_store_error(tmp_path):
     store.close()
     with pytest.raises(sf.StoreError, match="closed"):
         store.schema_version()
+
+
+def test_an_sqlite_library_too_old_for_the_stores_statements_is_refused_by_name():
+    with pytest.raises(StoreUnavailableError, match=r"library is 3\.31\.1; .* needs 3\.35\.0"):
+        check_sqlite_library((3, 31, 1))
+    check_sqlite_library((3, 35, 0))
+    check_sqlite_library(sqlite3.sqlite_version_info)  # the library these tests run on
+
+
+def test_an_sqlite_library_too_old_leaves_an_existing_store_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    path = tmp_path / "s.db"
+    url = completed_store(path)
+    before = files(tmp_path)
+    monkeypatch.setattr("surefoot.store.sqlite.base.MIN_SQLITE", (99, 0, 0))
+    with pytest.raises(StoreUnavailableError, match=r"needs 99\.0\.0"):
+        SQLiteStore(url)
+    with pytest.raises(StoreUnavailableError, match=r"needs 99\.0\.0"):
+        SQLiteStore(f"sqlite:///{tmp_path / 'new.db'}")
+    assert files(tmp_path) == before

@@ -64,6 +64,21 @@ def sqlite_path(url: str) -> Path:
     return Path(raw)
 
 
+# The oldest SQLite library the store's statements run on (``UPDATE ... RETURNING``: 3.35).
+MIN_SQLITE = (3, 35, 0)
+
+
+def check_sqlite_library(version: tuple[int, int, int] = sqlite3.sqlite_version_info) -> None:
+    """Refuse, with what to do, an SQLite library too old for the store's statements,
+    before anything is opened or written (instead of a syntax error at the first claim)."""
+    if version < MIN_SQLITE:
+        found, needed = ".".join(map(str, version)), ".".join(map(str, MIN_SQLITE))
+        raise StoreUnavailableError(
+            f"this Python's SQLite library is {found}; the SQLite store needs {needed} or "
+            "later (a newer Python build or operating system), or use PostgreSQL"
+        )
+
+
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     text = str(exc).lower()
     return "locked" in text or "busy" in text
@@ -75,6 +90,7 @@ class SQLiteBase:
     dialect = "sqlite"
 
     def __init__(self, url: str, *, auto_migrate: bool = True, create: bool = True) -> None:
+        check_sqlite_library()
         self.url = url
         self.path = sqlite_path(url)
         self._local = threading.local()
