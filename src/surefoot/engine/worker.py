@@ -269,6 +269,11 @@ class Worker:
                 caps = self._worker_caps()
             claimed: list[ClaimedRun] = []
             if free > 0:
+                # A wake-up that came before this claim is answered by it: what woke the
+                # worker was committed before the wake, so the claim sees it. Cleared
+                # here rather than only after the wait, so that a wake arriving between
+                # that wait and this claim does not cost a second, empty claim.
+                self._wake.clear()
                 started = time.perf_counter()
                 try:
                     claimed = rt.store.claim(
