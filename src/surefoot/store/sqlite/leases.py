@@ -231,9 +231,10 @@ class LeasesMixin(IntakeMixin):
             if not found:
                 return []
             # A few statements for the whole claim, however many runs it takes: the leases
-            # in one UPDATE, the histories in three reads.
-            befores = [rows.run_from_row(row) for row in found]
-            ids = [before.run_id for before in befores]
+            # in one UPDATE, the histories in three reads. What a run was before its claim
+            # is read from its candidate row as stored (timestamps are stored as ``ts``
+            # writes them), not made into a record only to be read back.
+            ids = [before["run_id"] for before in found]
             leased = {
                 row["run_id"]: rows.run_from_row(row)
                 for row in cur.execute(
@@ -242,16 +243,17 @@ class LeasesMixin(IntakeMixin):
                 ).fetchall()
             }
             taken: list[tuple[RunRecord, bool, tuple[AttemptRecord, ...]]] = []
-            for before in befores:
-                run = leased[before.run_id]
-                taken_over = before.status in (RunStatus.RUNNING, RunStatus.COMPENSATING)
+            for before in found:
+                run = leased[before["run_id"]]
+                status, owner = before["status"], before["lease_owner"]
+                taken_over = status in (RunStatus.RUNNING.value, RunStatus.COMPENSATING.value)
                 interrupted = (
                     self._interrupt_open_attempts_txn(
                         cur,
-                        before.run_id,
+                        run.run_id,
                         now,
-                        f"worker {before.lease_owner} stopped before "
-                        f"finishing (its lease expired at {ts(before.lease_expires_at)})",
+                        f"worker {owner} stopped before "
+                        f"finishing (its lease expired at {before['lease_expires_at']})",
                         worker_id,
                     )
                     if taken_over
@@ -263,10 +265,10 @@ class LeasesMixin(IntakeMixin):
                         actor_of(worker_id),
                         "run.taken_over" if taken_over else "run.claimed",
                         "run",
-                        before.run_id,
-                        {"status": before.status.value, "lease_owner": before.lease_owner},
+                        run.run_id,
+                        {"status": status, "lease_owner": owner},
                         {"status": run.status.value, "lease_owner": worker_id},
-                        correlation_id=before.correlation_id,
+                        correlation_id=run.correlation_id,
                     ),
                     now,
                 )
