@@ -212,7 +212,11 @@ class SQLiteTarget(Target):
     def describe(self) -> list[tuple[str, str]]:
         return [
             ("SQLite", sqlite3.sqlite_version),
-            ("SQLite settings", "journal_mode=WAL, synchronous=FULL (the store's own)"),
+            (
+                "SQLite settings",
+                "journal_mode=WAL, synchronous=FULL (the store's own; a worker's claims alone:"
+                " NORMAL)",
+            ),
         ]
 
 

@@ -303,3 +303,46 @@ def test_data_version_changes_for_other_connections_commits_only(db: Path):
         other.execute("INSERT INTO t VALUES ('other')")
     assert group.data_version() != before
     group.close()
+
+
+def synchronous_level(cur: sqlite3.Cursor) -> int:
+    """The level this transaction commits with: 1 NORMAL, 2 FULL."""
+    return int(cur.execute("PRAGMA synchronous").fetchone()[0])
+
+
+def test_a_batch_waits_for_the_disk_unless_every_write_in_it_may_skip_the_wait(db: Path):
+    group = committer(db)
+    alone_lazy = group.submit(synchronous_level, flush=False)
+    alone_durable = group.submit(synchronous_level)
+    levels: dict[str, int] = {}
+
+    entered = threading.Event()
+
+    def slow_lazy(cur: sqlite3.Cursor) -> int:
+        # The two below queue up meanwhile and go in the next batch, together.
+        entered.set()
+        deadline = time.monotonic() + 10
+        while len(group._pending) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return synchronous_level(cur)
+
+    def submit(key: str, flush: bool) -> None:
+        levels[key] = group.submit(synchronous_level, flush=flush)
+
+    opener = threading.Thread(
+        target=lambda: levels.setdefault("opener", group.submit(slow_lazy, flush=False))
+    )
+    opener.start()
+    assert entered.wait(10)
+    mixed = [threading.Thread(target=submit, args=(k, k == "durable")) for k in ("lazy", "durable")]
+    for thread in mixed:
+        thread.start()
+    for thread in [opener, *mixed]:
+        thread.join(10)
+    after = group.submit(synchronous_level, flush=False)
+    group.close()
+
+    assert (alone_lazy, alone_durable, after) == (1, 2, 1)
+    assert levels["opener"] == 1
+    assert group.batches[-2] == 2  # the lazy write and the durable one shared a batch ...
+    assert levels["lazy"] == levels["durable"] == 2  # ... which waited for the disk

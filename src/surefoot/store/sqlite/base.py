@@ -1,7 +1,8 @@
 """SQLite plumbing: opening, pragmas, transactions with busy-retry, conversions, audit.
 
 Durability settings are not optional: WAL journal, ``synchronous=FULL`` (a
-commit is on disk before it returns), foreign keys on. The WAL is checkpointed
+commit is on disk before it returns; a worker's claims alone need not wait for the
+disk, see ``group_commit``), foreign keys on. The WAL is checkpointed
 less often than SQLite's default (``WAL_AUTOCHECKPOINT_PAGES``), which costs
 disk space, not durability. Writers use
 ``BEGIN IMMEDIATE`` so two processes never both believe they hold a run.
@@ -226,10 +227,12 @@ class SQLiteBase:
         else:
             conn.commit()
 
-    def _write(self, fn: Callable[[sqlite3.Cursor], T]) -> T:
+    def _write(self, fn: Callable[[sqlite3.Cursor], T], *, flush: bool = True) -> T:
         """A write transaction, committed together with the process's other concurrent
-        writes (see ``group_commit``); returns once its COMMIT is on disk."""
-        return self._committer.submit(fn)
+        writes (see ``group_commit``); returns once its COMMIT is on disk. ``flush=False``
+        only for a write that acknowledges nothing outside the store and is undone by
+        nothing but a crash of the machine (a claim): it may return before the disk has it."""
+        return self._committer.submit(fn, flush=flush)
 
     def _read(self, fn: Callable[[sqlite3.Cursor], T]) -> T:
         return self._run(fn, write=False)

@@ -16,7 +16,14 @@ commits on its own thread with no hand-off, and a busy process still shares comm
 * if the COMMIT itself fails, every caller of the batch gets the error;
 * what a batch keeps in memory between its items (the audit chain's head: see
   ``audit_chain``) follows the batch through ``BatchHooks``: it is forgotten when a
-  transaction begins, taken back with an item's savepoint, and written before the COMMIT.
+  transaction begins, taken back with an item's savepoint, and written before the COMMIT;
+* a batch made only of writes submitted with ``flush=False`` (a worker's claims) commits
+  with ``synchronous=NORMAL``: its COMMIT reaches the WAL file, and so every other process,
+  without waiting for the disk. Such a write acknowledges nothing to anyone outside: only
+  a crash of the machine itself can lose it, and that ends every process that could have
+  acted on it (SQLite's WAL needs them all on one machine), while every later COMMIT with
+  ``synchronous=FULL`` flushes the WAL file, and the earlier write with it, to disk. A
+  batch with any other write in it commits with ``synchronous=FULL``.
 
 The writing connection also tells whether *another* connection (another process) has
 committed since it last looked: ``PRAGMA data_version`` changes only for commits made
@@ -64,6 +71,7 @@ class BatchHooks(Protocol):
 @dataclass
 class _Work(Generic[T]):
     fn: Callable[[sqlite3.Cursor], T]
+    flush: bool = True  # False: the COMMIT need not wait for the disk (see the module doc)
     done: bool = False  # read and written only under the committer's leader lock
     result: Any = None
     error: BaseException | None = None
@@ -88,17 +96,19 @@ class GroupCommitter:
         self._leader = threading.Lock()  # held by the caller that runs a batch
         self._inside = threading.local()  # set while this thread runs a batch
         self._conn: sqlite3.Connection | None = None
+        self._flushing = True  # the writing connection's synchronous level: FULL, or NORMAL
         self._closed = False
         self._committing = False  # a COMMIT with changes is being written
         self._written_at = 0.0  # when the last such COMMIT returned (monotonic)
 
-    def submit(self, fn: Callable[[sqlite3.Cursor], T]) -> T:
-        """Run ``fn`` in a write transaction; return once its COMMIT is durable."""
+    def submit(self, fn: Callable[[sqlite3.Cursor], T], *, flush: bool = True) -> T:
+        """Run ``fn`` in a write transaction; return once its COMMIT is durable (with
+        ``flush=False``: once it is committed, on disk or not; see the module doc)."""
         if getattr(self._inside, "active", False):
             raise StoreError("a write transaction cannot open another one")
         if self._closed:
             raise StoreError("the store is closed")
-        work: _Work[T] = _Work(fn)
+        work: _Work[T] = _Work(fn, flush)
         self._pending.append(work)
         while True:
             with self._leader:
@@ -153,6 +163,8 @@ class GroupCommitter:
         by ``_begin_immediate``, not by SQLite's busy handler."""
         conn = self._connect()
         conn.execute("PRAGMA busy_timeout=0")
+        conn.execute("PRAGMA synchronous=FULL")
+        self._flushing = True
         return conn
 
     # -- the leader, on the caller's thread, holding ``_leader`` -----------------------------
@@ -204,6 +216,11 @@ class GroupCommitter:
         hooks = self._hooks
         changes_before = conn.total_changes
         cur = conn.cursor()
+        # The level cannot change inside a transaction: set before it begins, if it must.
+        flush = any(work.flush for work in batch)
+        if flush != self._flushing:
+            cur.execute("PRAGMA synchronous=FULL" if flush else "PRAGMA synchronous=NORMAL")
+            self._flushing = flush
         self._begin_immediate(cur)
         hooks.begin()
         for work in batch:

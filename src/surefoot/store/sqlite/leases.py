@@ -285,7 +285,11 @@ class LeasesMixin(IntakeMixin):
                 for run, taken_over, interrupted in taken
             ]
 
-        return self._write(txn)
+        # A claim acknowledges nothing outside the store: it need not wait for the disk.
+        # Only a crash of the machine can undo it, and that ends this worker too; every
+        # write that could act on it (a step's start before its effect, a run's end) is
+        # flushed, and flushes the claim with it (see ``group_commit``).
+        return self._write(txn, flush=False)
 
     @staticmethod
     def _candidates_txn(
