@@ -39,7 +39,7 @@ class Settings:
     lease_s: float = 30.0  # a dead worker's runs are taken over after this
     heartbeat_s: float = 5.0  # leases are renewed this often (keep well under lease_s)
     poll_interval_s: float = 0.2  # idle workers look for work this often
-    concurrency: int = 64  # runs one worker executes at once (one thread each)
+    concurrency: int = 128  # runs one worker executes at once (one thread each)
     drain_timeout_s: float = 30.0  # SIGTERM: how long to let runs reach a step boundary
     max_deliveries: int = 20  # claims without reaching a durable stop before it is poison
     # True: an idempotent step's attempt is written when it starts, as for any step (one more
