@@ -178,3 +178,58 @@ def test_a_run_end_whose_deferred_write_fails_commits_nothing(
         assert (after.status, after.lease_owner) == (RunStatus.FAILED, None)
         assert store.audit_entries(after_seq=0, limit=10)[-1].action == "run.finished"
     assert not _head_is_locked(postgres_url)
+
+
+AWKWARD = [
+    AuditRecord(
+        "opérateur ☃",
+        "run.note",
+        "run",
+        'id with "quotes", \\backslashes\\ and a\nnewline',
+        None,
+        {"text": 'naïve "café" \\ \u2028 😀', "n": 1.5, "none": None, "list": [1, "two"]},
+        reason="line one\nline two\ttabbed \\n not a newline",
+        correlation_id=None,
+    ),
+    AuditRecord(
+        "tester",
+        "queue.paused",
+        "queue",
+        "q-1",
+        {"paused": False},
+        {"paused": True},
+        reason=None,
+        correlation_id="corr-1",
+    ),
+]
+
+
+def test_entries_with_any_text_are_stored_exactly_and_chain_as_python_computes(
+    store: PostgresStore,
+):
+    # Entries travel to the server as one JSON parameter: every text comes back as written,
+    # absent values stay NULL, the times keep their microseconds, and the server's hashes
+    # are the ones Python computes.
+    times = [T0.replace(microsecond=123456), T0.replace(second=1, microsecond=7)]
+
+    def txn(cur: Cursor) -> None:
+        for record, at in zip(AWKWARD, times, strict=True):
+            store._audit_txn(cur, record, at)
+
+    store._write(txn)
+
+    entries = store.audit_entries(after_seq=0, limit=100)
+    assert len(entries) == len(AWKWARD)
+    for entry, record, at in zip(entries, AWKWARD, times, strict=True):
+        assert (entry.actor, entry.action, entry.entity, entry.entity_id) == (
+            record.actor,
+            record.action,
+            record.entity,
+            record.entity_id,
+        )
+        assert (entry.before, entry.after) == (record.before, record.after)
+        assert (entry.reason, entry.correlation_id) == (record.reason, record.correlation_id)
+        assert datetime.fromisoformat(entry.at) == at
+    head = store.audit_head()
+    assert head is not None
+    assert verify_chain(entries, head_seq=head[0], head_hash=head[1]) == []

@@ -113,6 +113,26 @@ def encode_entry(record: AuditRecord, at: str) -> tuple[str | None, str | None, 
     return before, after, prefix
 
 
+def entry_row(
+    record: AuditRecord, at: str
+) -> tuple[str, str, str, str, str, str | None, str | None, str | None, str | None, str]:
+    """A new entry's stored columns from ``at`` to ``correlation_id`` (``before`` and
+    ``after`` as :func:`value_json`), then its :func:`body_prefix`, each encoded once."""
+    before, after, prefix = encode_entry(record, at)
+    return (
+        at,
+        record.actor,
+        record.action,
+        record.entity,
+        record.entity_id,
+        before,
+        after,
+        record.reason,
+        record.correlation_id,
+        prefix,
+    )
+
+
 def hash_with_seq(prev_hash: str, prefix: str, seq: Any) -> str:
     """The entry hash from its :func:`body_prefix` and its sequence number."""
     return hashlib.sha256(f"{prev_hash}\n{prefix}{_value(seq)}}}".encode()).hexdigest()

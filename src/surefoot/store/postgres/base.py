@@ -53,7 +53,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
-from surefoot.domain.audit import encode_entry
+from surefoot.domain.audit import entry_row
 from surefoot.domain.records import AuditRecord, Lease
 from surefoot.errors import (
     SchemaOutdatedError,
@@ -598,24 +598,9 @@ class PostgresBase:
     @staticmethod
     def _append_statement(queued: list[tuple[AuditRecord, datetime]]) -> tuple[str, list[Any]]:
         """The one statement that appends ``queued`` to the chain, in order (see
-        :mod:`surefoot.store.postgres.audit`)."""
-        params: list[Any] = []
-        for n, (record, now) in enumerate(queued, start=1):
-            before, after, prefix = encode_entry(record, iso(now))
-            params += [
-                n,
-                ts(now),
-                record.actor,
-                record.action,
-                record.entity,
-                record.entity_id,
-                before,
-                after,
-                record.reason,
-                record.correlation_id,
-                prefix,
-            ]
-        return audit.append_sql(len(queued)), params
+        :mod:`surefoot.store.postgres.audit`): its one parameter is the rows, as JSON."""
+        rows = [entry_row(record, iso(now)) for record, now in queued]
+        return audit.APPEND_SQL, [json.dumps(rows)]
 
     def _notify_txn(self, cur: Cursor, payload: str, *, channel: str = NOTIFY_CHANNEL) -> None:
         """Tell listeners, on commit: by default workers, that a run in queue ``payload``

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from surefoot.domain.audit import GENESIS, encode_entry, hash_with_seq
+from surefoot.domain.audit import GENESIS, entry_row, hash_with_seq
 from surefoot.domain.records import AuditRecord
 
 _Head = tuple[int, str]
@@ -55,7 +55,7 @@ class AuditAppender:
     def append(self, cur: sqlite3.Cursor, record: AuditRecord, at: str) -> None:
         """Insert the next entry of the chain (``at``: its stored timestamp). ``before``
         and ``after`` are stored as the canonical JSON the hash covers, encoded once."""
-        before, after, prefix = encode_entry(record, at)
+        *stored, prefix = entry_row(record, at)
         if self._head is None:
             row = cur.execute("SELECT seq, hash FROM audit_head WHERE only_row = 1").fetchone()
             self._head = (int(row[0]), str(row[1])) if row else (0, GENESIS)
@@ -65,20 +65,7 @@ class AuditAppender:
         cur.execute(
             "INSERT INTO audit_log (seq, at, actor, action, entity, entity_id, before, after,"
             " reason, correlation_id, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                seq,
-                at,
-                record.actor,
-                record.action,
-                record.entity,
-                record.entity_id,
-                before,
-                after,
-                record.reason,
-                record.correlation_id,
-                prev_hash,
-                digest,
-            ),
+            (seq, *stored, prev_hash, digest),
         )
         self._head, self._dirty = (seq, digest), True
 
