@@ -28,6 +28,129 @@ def actor_of(worker_id: str) -> str:
     return f"worker:{worker_id}"
 
 
+# What makes a run claimable, one kind at a time, each found through its own index in claim
+# order: pending runs through ``runs_pending`` (schema 5), due waits through ``runs_wake``,
+# expired leases among the running runs through ``runs_claimable``. One condition with
+# OR over the three made PostgreSQL read and sort every claimable run at each claim
+# (a backlog of 100,000 pending runs: 100,000 rows sorted to take 64).
+_CLAIMABLE = (
+    ("pending", "status = 'pending'"),
+    ("due", "status = 'waiting' AND wake_at IS NOT NULL AND wake_at <= %(now)s"),
+    ("expired", "status IN ('running', 'compensating') AND lease_expires_at <= %(now)s"),
+)
+_CLAIM_ORDER = " ORDER BY priority DESC, created_at LIMIT %(limit)s FOR UPDATE OF runs SKIP LOCKED"
+
+
+def _claimable_sql(filters: str) -> str:
+    """The first ``%(limit)s`` runs of each kind that pass ``filters``, locked, skipping the
+    runs other claims hold: at most three times the limit, to be put in order."""
+    kinds = ", ".join(
+        f"{name} AS (SELECT * FROM runs WHERE {condition}{filters}{_CLAIM_ORDER})"
+        for name, condition in _CLAIMABLE
+    )
+    every = " UNION ALL ".join(f"SELECT * FROM {name}" for name, _ in _CLAIMABLE)
+    return f"WITH {kinds} {every}"
+
+
+def _claim_order(row: Row) -> tuple[int, datetime]:
+    return (-int(row["priority"]), row["created_at"])
+
+
+# What every claimable run must also be: of a workflow the worker knows, in a queue not
+# paused, and the oldest unfinished run of its partition key (one at a time, in order).
+_CLAIM_FILTERS = (
+    " AND workflow = ANY(%(workflows)s)",
+    " AND queue NOT IN (SELECT queue FROM queues WHERE paused)",
+    " AND (partition_key IS NULL OR NOT EXISTS (SELECT 1 FROM runs AS earlier"
+    " WHERE earlier.partition_key = runs.partition_key"
+    " AND earlier.status NOT IN ('succeeded', 'failed', 'cancelled')"
+    " AND (earlier.created_at < runs.created_at OR (earlier.created_at ="
+    " runs.created_at AND earlier.run_id < runs.run_id))))",
+)
+
+
+def _first_in_order(
+    cur: Cursor, params: Mapping[str, object], filters: Sequence[str], count: int
+) -> list[Row]:
+    """The first ``count`` claimable runs that pass ``filters``, in claim order, locked
+    (the others of each kind the statement found stay locked until the COMMIT).
+
+    Sorting is off for the statement (set and reset in its round trip): with statistics
+    that lag behind the table, as they do right after a burst of starts (when the backlog
+    is largest), PostgreSQL would rather read every pending run and sort them than walk
+    ``runs_pending`` in order; a kind that no index gives in order is still sorted. So is
+    JIT compilation, which the cost that discourages sorting would otherwise set off (a
+    second of compiling for a statement of a millisecond)."""
+    conn = cur.connection
+    with conn.cursor(row_factory=dict_row) as claimable:
+        with conn.pipeline():
+            cur.execute("SET LOCAL enable_sort = off")
+            cur.execute("SET LOCAL jit = off")
+            claimable.execute(_claimable_sql("".join(filters)), {**params, "limit": count})
+            cur.execute("RESET enable_sort")
+            cur.execute("RESET jit")
+        found = claimable.fetchall()
+    found.sort(key=_claim_order)
+    return found[:count]
+
+
+def _candidates(
+    cur: Cursor,
+    workflows: Sequence[str],
+    queues: Sequence[str] | None,
+    limit: int,
+    now: datetime,
+    caps: Mapping[str, int],
+    global_concurrency: Mapping[str, int],
+) -> list[Row]:
+    """The runs a claim takes, at most ``limit``, in claim order: a queue with a limit
+    (per worker in ``caps``, over all workers in ``global_concurrency``) gives at most
+    what it has left, the other queues the rest."""
+    wanted = list(queues) if queues else None
+    params: dict[str, object] = {
+        "now": ts(now),
+        "workflows": list(workflows),
+        "queues": wanted or [],
+    }
+    capped = dict(caps)
+    limited = sorted(global_concurrency)
+    for name in limited:
+        # Serialise claims of a globally limited queue so two workers cannot both see the
+        # same number running and overshoot the limit.
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"surefoot-claim:{name}",))
+    if limited:
+        running = {
+            row["queue"]: row["n"]
+            for row in cur.execute(
+                "SELECT queue, COUNT(*) AS n FROM runs WHERE queue = ANY(%s)"
+                " AND status IN ('running', 'compensating') AND lease_expires_at > %s"
+                " GROUP BY queue",
+                (limited, ts(now)),
+            ).fetchall()
+        }
+        for name in limited:
+            free = max(0, global_concurrency[name] - int(running.get(name, 0)))
+            capped[name] = min(capped.get(name, free), free)
+    found: list[Row] = []
+    for name, cap in capped.items():
+        if (wanted is not None and name not in wanted) or cap <= 0:
+            continue
+        found += _first_in_order(
+            cur,
+            {**params, "queue": name},
+            [*_CLAIM_FILTERS, " AND queue = %(queue)s"],
+            min(cap, limit),
+        )
+    rest = [*_CLAIM_FILTERS]
+    if wanted is not None:
+        rest.append(" AND queue = ANY(%(queues)s)")
+    if capped:
+        rest.append(" AND NOT (queue = ANY(%(capped)s))")
+    found += _first_in_order(cur, {**params, "capped": list(capped)}, rest, limit)
+    found.sort(key=_claim_order)
+    return found[:limit]
+
+
 class LeaseMixin(IntakeMixin):
     # -- workers whose process is gone --------------------------------------------------------
     def register_worker_process(
@@ -171,72 +294,11 @@ class LeaseMixin(IntakeMixin):
     ) -> list[ClaimedRun]:
         if limit <= 0 or not workflows:
             return []
-        base = [
-            "SELECT * FROM runs WHERE (status = 'pending'",
-            " OR (status = 'waiting' AND wake_at IS NOT NULL AND wake_at <= %(now)s)",
-            " OR (status IN ('running', 'compensating') AND lease_expires_at <= %(now)s))",
-            " AND workflow = ANY(%(workflows)s)",
-            " AND queue NOT IN (SELECT queue FROM queues WHERE paused)",
-            # One run per partition key at a time, in order: only the oldest unfinished
-            # run of a key is claimable.
-            " AND (partition_key IS NULL OR NOT EXISTS (SELECT 1 FROM runs AS earlier"
-            " WHERE earlier.partition_key = runs.partition_key"
-            " AND earlier.status NOT IN ('succeeded', 'failed', 'cancelled')"
-            " AND (earlier.created_at < runs.created_at OR (earlier.created_at ="
-            " runs.created_at AND earlier.run_id < runs.run_id))))",
-        ]
-        order = " ORDER BY priority DESC, created_at LIMIT %(limit)s FOR UPDATE OF runs SKIP LOCKED"
-        wanted = list(queues) if queues else None
-        params: dict[str, object] = {
-            "now": ts(now),
-            "workflows": list(workflows),
-            "queues": wanted or [],
-            "limit": limit,
-        }
-
-        def candidates(cur: Cursor) -> list[Row]:
-            capped = dict(caps or {})
-            limited = sorted(global_concurrency or {})
-            for name in limited:
-                # Serialise claims of a globally limited queue so two workers cannot both
-                # see the same number running and overshoot the limit.
-                cur.execute(
-                    "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"surefoot-claim:{name}",)
-                )
-            if limited:
-                running = {
-                    row["queue"]: row["n"]
-                    for row in cur.execute(
-                        "SELECT queue, COUNT(*) AS n FROM runs WHERE queue = ANY(%s)"
-                        " AND status IN ('running', 'compensating') AND lease_expires_at > %s"
-                        " GROUP BY queue",
-                        (limited, ts(now)),
-                    ).fetchall()
-                }
-                for name in limited:
-                    free = max(0, (global_concurrency or {})[name] - int(running.get(name, 0)))
-                    capped[name] = min(capped.get(name, free), free)
-            found: list[Row] = []
-            for name, cap in capped.items():
-                if (wanted is not None and name not in wanted) or cap <= 0:
-                    continue
-                found += cur.execute(
-                    "".join([*base, " AND queue = %(queue)s", order]),
-                    {**params, "queue": name, "limit": min(cap, limit)},
-                ).fetchall()
-            rest = [*base]
-            if wanted is not None:
-                rest.append(" AND queue = ANY(%(queues)s)")
-            if capped:
-                rest.append(" AND NOT (queue = ANY(%(capped)s))")
-            found += cur.execute(
-                "".join([*rest, order]), {**params, "capped": list(capped)}
-            ).fetchall()
-            found.sort(key=lambda r: (-r["priority"], r["created_at"]))
-            return found[:limit]
 
         def txn(cur: Cursor) -> list[ClaimedRun]:
-            found = candidates(cur)
+            found = _candidates(
+                cur, workflows, queues, limit, now, caps or {}, global_concurrency or {}
+            )
             if not found:
                 return []
             # A few statements for the whole claim, however many runs it takes: the

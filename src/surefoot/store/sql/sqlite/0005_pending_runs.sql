@@ -1,0 +1,3 @@
+-- Surefoot schema 5 (SQLite): nothing changes. PostgreSQL gains an index of the pending
+-- runs in claim order; SQLite's claim already reads them queue by queue through
+-- runs_claimable, in that order, and needs none. The version stays the same on both.
