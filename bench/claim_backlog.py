@@ -12,14 +12,13 @@ same whatever the backlog: it reads the runs it takes, not the ones waiting behi
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 import uuid
 from datetime import UTC, datetime
 
 from bench.run import progress
-from bench.stores import DEFAULT_POSTGRES_URL, PostgresTarget
+from bench.stores import PostgresTarget, add_postgres_url_argument
 from surefoot.domain.records import NewRun
 from surefoot.store.postgres import PostgresStore
 
@@ -64,11 +63,7 @@ def main() -> None:
     parser.add_argument("--backlogs", type=_csv_ints, default=(2_000, 20_000, 100_000))
     parser.add_argument("--claims", type=int, default=7)
     parser.add_argument("--limit", type=int, default=128)
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("SUREFOOT_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
-        help="a database used only to create and drop surefoot_bench_* databases",
-    )
+    add_postgres_url_argument(parser)
     args = parser.parse_args()
     target = PostgresTarget(args.postgres_url)
     rows = []

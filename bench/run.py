@@ -10,7 +10,6 @@ workload measures and how to read the ratios.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import shutil
 import signal
@@ -29,11 +28,11 @@ import psycopg
 from bench import procs, report, workloads
 from bench.report import median_of, num, spread, table, verdict
 from bench.stores import (
-    DEFAULT_POSTGRES_URL,
     NOTES,
     PostgresTarget,
     SQLiteTarget,
     Target,
+    add_postgres_url_argument,
 )
 from bench.workloads import Config
 from surefoot import Settings
@@ -380,11 +379,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--recovery-lease-s", type=float, default=1.0)
     parser.add_argument("--recovery-heartbeat-s", type=float, default=0.2)
     parser.add_argument("--memory-runs", type=int, default=10_000)
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("SUREFOOT_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
-        help="a database used only to create and drop surefoot_bench_* databases",
-    )
+    add_postgres_url_argument(parser)
     parser.add_argument("--temp-dir", type=Path, default=None, help="where SQLite files go")
     args = parser.parse_args(argv)
     unknown = set(args.only.split(",")) - set(SECTIONS)

@@ -8,6 +8,8 @@ going through Surefoot, so measuring does not add work to the engine under test.
 
 from __future__ import annotations
 
+import argparse
+import os
 import secrets
 import sqlite3
 import threading
@@ -24,6 +26,17 @@ import psycopg
 from psycopg import sql
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def add_postgres_url_argument(parser: argparse.ArgumentParser) -> None:
+    """``--postgres-url``: where the benchmark creates and drops its own databases."""
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("SUREFOOT_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
+        help="a database used only to create and drop surefoot_bench_* databases",
+    )
+
+
 DATABASE_PREFIX = "surefoot_bench_"
 _TERMINAL = ("succeeded", "failed", "cancelled")
 
