@@ -32,7 +32,7 @@ def actor_of(worker_id: str) -> str:
 # order: pending runs through ``runs_pending`` (schema 5), due waits through ``runs_wake``,
 # expired leases among the running runs through ``runs_claimable``. One condition with
 # OR over the three made PostgreSQL read and sort every claimable run at each claim
-# (a backlog of 100,000 pending runs: 100,000 rows sorted to take 64).
+# (behind a backlog of 100,000 pending runs: 100,000 rows sorted to take 128).
 _CLAIMABLE = (
     ("pending", "status = 'pending'"),
     ("due", "status = 'waiting' AND wake_at IS NOT NULL AND wake_at <= %(now)s"),
@@ -78,9 +78,9 @@ def _first_in_order(
     Sorting is off for the statement (set and reset in its round trip): with statistics
     that lag behind the table, as they do right after a burst of starts (when the backlog
     is largest), PostgreSQL would rather read every pending run and sort them than walk
-    ``runs_pending`` in order; a kind that no index gives in order is still sorted. So is
-    JIT compilation, which the cost that discourages sorting would otherwise set off (a
-    second of compiling for a statement of a millisecond)."""
+    ``runs_pending`` in order; a kind that no index gives in order is still sorted. JIT
+    compilation is off too: the cost that discourages sorting would otherwise set it off
+    (a second of compiling for a statement of a millisecond)."""
     conn = cur.connection
     with conn.cursor(row_factory=dict_row) as claimable:
         with conn.pipeline():
