@@ -26,6 +26,11 @@ import psycopg
 from psycopg import sql
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DATABASE_PREFIX = "surefoot_bench_"
+_TERMINAL = ("succeeded", "failed", "cancelled")
+
+# Notes about the run that a reader of the tables should know (a server restart, ...).
+NOTES: list[str] = []
 
 
 def add_postgres_url_argument(parser: argparse.ArgumentParser) -> None:
@@ -35,13 +40,6 @@ def add_postgres_url_argument(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("SUREFOOT_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
         help="a database used only to create and drop surefoot_bench_* databases",
     )
-
-
-DATABASE_PREFIX = "surefoot_bench_"
-_TERMINAL = ("succeeded", "failed", "cancelled")
-
-# Notes about the run that a reader of the tables should know (a server restart, ...).
-NOTES: list[str] = []
 
 
 @dataclass(frozen=True)

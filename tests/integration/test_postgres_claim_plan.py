@@ -20,7 +20,7 @@ import pytest
 
 from surefoot.domain.records import NewRun
 from surefoot.store.postgres import PostgresStore
-from surefoot.store.postgres.leases import _CLAIM_FILTERS, _claimable_sql
+from surefoot.store.postgres.leases import _CLAIM_FILTERS, CLAIM_SETTINGS, _claimable_sql
 from tests import postgres_support
 
 pytestmark = pytest.mark.postgres
@@ -62,8 +62,8 @@ def claim_reads(url: str, *, without_index: bool) -> tuple[int, list[str]]:
     sql = _claimable_sql("".join(_CLAIM_FILTERS))
     params = {"now": NOW, "workflows": ["flow"], "limit": LIMIT}
     with psycopg.connect(url) as conn:  # one transaction, rolled back: the locks go too
-        conn.execute("SET LOCAL enable_sort = off")  # as the claim sends it
-        conn.execute("SET LOCAL jit = off")
+        for name, value in CLAIM_SETTINGS:  # as the claim sends it
+            conn.execute(f"SET LOCAL {name} = {value}")
         if without_index:
             conn.execute("DROP INDEX runs_pending")
         explained = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params).fetchone()

@@ -69,6 +69,10 @@ _CLAIM_FILTERS = (
 )
 
 
+# Set for the claim statement alone, reset right after it (see ``_first_in_order``).
+CLAIM_SETTINGS = (("enable_sort", "off"), ("jit", "off"))
+
+
 def _first_in_order(
     cur: Cursor, params: Mapping[str, object], filters: Sequence[str], count: int
 ) -> list[Row]:
@@ -84,11 +88,11 @@ def _first_in_order(
     conn = cur.connection
     with conn.cursor(row_factory=dict_row) as claimable:
         with conn.pipeline():
-            cur.execute("SET LOCAL enable_sort = off")
-            cur.execute("SET LOCAL jit = off")
+            for name, value in CLAIM_SETTINGS:
+                cur.execute(f"SET LOCAL {name} = {value}")
             claimable.execute(_claimable_sql("".join(filters)), {**params, "limit": count})
-            cur.execute("RESET enable_sort")
-            cur.execute("RESET jit")
+            for name, _ in CLAIM_SETTINGS:
+                cur.execute(f"RESET {name}")
         found = claimable.fetchall()
     found.sort(key=_claim_order)
     return found[:count]
