@@ -214,6 +214,10 @@ def unloaded_section(targets: list[Target], config: Config) -> str:
                     num(median_of(results, lambda r: r.client_p99_ms), 2),
                     num(median_of(results, lambda r: r.store_p50_ms), 2),
                     num(median_of(results, lambda r: r.store_p99_ms), 2),
+                    num(median_of(results, lambda r: r.client_cpu_ms), 2),
+                    "in the client"
+                    if embedded
+                    else num(median_of(results, lambda r: r.worker_cpu_ms or 0.0), 2),
                     f"p50 <= {goal:g}",
                     verdict(p50 <= goal),
                 ]
@@ -226,6 +230,8 @@ def unloaded_section(targets: list[Target], config: Config) -> str:
         "client p99 ms",
         "store p50 ms",
         "store p99 ms",
+        "client CPU ms/run",
+        "worker CPU ms/run",
         "target (client p50)",
         "",
     ]

@@ -212,6 +212,10 @@ class LatencyResult:
     client_p99_ms: float
     store_p50_ms: float  # the run's created_at -> finished_at, as the store recorded them
     store_p99_ms: float
+    # CPU per measured run (user + system, all threads): of the client's process (with the
+    # worker in it, if embedded), and of the worker process (None if embedded)
+    client_cpu_ms: float
+    worker_cpu_ms: float | None
 
 
 def unloaded(
@@ -239,6 +243,7 @@ def unloaded(
                 s.client.start(config.workflow, value).result(timeout=30)
             measured: list[str] = []
             client_ms: list[float] = []
+            client_cpu, worker_cpu = time.process_time(), [w.cpu_s() for w in s.workers]
             for value in range(count):
                 time.sleep(idle_s)
                 start = time.perf_counter()
@@ -246,6 +251,8 @@ def unloaded(
                 handle.result(timeout=30)
                 client_ms.append((time.perf_counter() - start) * 1000)
                 measured.append(handle.run_id)
+            client_cpu = time.process_time() - client_cpu
+            worker_cpu = [w.cpu_s() - c for w, c in zip(s.workers, worker_cpu, strict=True)]
         finally:
             if worker is not None:
                 worker.stop(15)
@@ -261,6 +268,8 @@ def unloaded(
         client_p99_ms=percentile(client_ms, 0.99),
         store_p50_ms=percentile(store_ms, 0.50),
         store_p99_ms=percentile(store_ms, 0.99),
+        client_cpu_ms=1000 * client_cpu / count,
+        worker_cpu_ms=None if embedded else 1000 * sum(worker_cpu) / count,
     )
 
 
