@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 import surefoot as sf
 from surefoot.errors import StoreError
 from surefoot.store.sqlite import SQLiteStore, watch
+from surefoot.store.sqlite.group_commit import GroupCommitter
 from surefoot.store.sqlite.wal_events import WalEvents
 
 
@@ -95,10 +98,12 @@ def test_wal_events_are_given_up_when_the_file_goes(tmp_path: Path):
     try:
         with wal.open("ab") as written:
             written.write(b"frame")
-        assert events.wait(5.0)
+        assert events.ready(5.0)
+        assert events.drain()
         assert events.usable
         wal.unlink()
-        events.wait(5.0)
+        events.ready(5.0)
+        events.drain()
         assert not events.usable  # the watcher polls from then on
     finally:
         events.close()
@@ -117,3 +122,99 @@ def test_a_client_waiting_for_a_result_is_woken_by_another_process_commit(tmp_pa
     finally:
         client.close()
         other.close()
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10.0
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.001)
+
+
+def looks_after_a_commit_is_seen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
+    """The looks a watcher makes in the 0.1 s after it saw a commit whose last write it had
+    not read yet (no timer can make it look: only a write of the file can)."""
+    monkeypatch.setattr(watch, "MIN_INTERVAL_S", 60.0)
+    monkeypatch.setattr(watch, "MAX_INTERVAL_S", 60.0)
+    wal = tmp_path / "seen.db-wal"
+    wal.write_bytes(b"")
+    version, looks = [0], [0]
+
+    def data_version() -> int:  # PRAGMA data_version, as another process's commit moves it
+        looks[0] += 1
+        return version[0]
+
+    woken = threading.Event()
+    watcher = watch.ChangeWatcher(data_version, name="seen.db", wal=wal)
+    watcher.subscribe(woken.set)
+    try:
+        with wal.open("ab", buffering=0) as commit:
+            first = looks[0]
+            commit.write(b"first page")  # the watcher reads this write and looks closely
+            wait_until(lambda: looks[0] >= first + 2, "close looks")
+            commit.write(b"last page")  # left unread while it looks closely
+            version[0] += 1  # the commit shows
+            assert woken.wait(10.0)
+            seen = looks[0]
+            time.sleep(0.1)
+            return looks[0] - seen
+    finally:
+        watcher.close()
+
+
+@linux_only
+def test_the_last_writes_of_a_commit_already_seen_set_off_no_close_looks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    assert looks_after_a_commit_is_seen(tmp_path, monkeypatch) == 0
+
+
+@linux_only
+def test_looks_after_a_seen_commit_negative_control(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # Negative control: a watcher that leaves those writes unread takes them for a new
+    # commit and looks every FINE_INTERVAL_S again, which the same count catches.
+    monkeypatch.setattr(watch.ChangeWatcher, "_writes_left_unread", lambda _watcher, _events: False)
+    assert looks_after_a_commit_is_seen(tmp_path, monkeypatch) > 0
+
+
+def looks_for_own_commits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, commits: int) -> int:
+    """The looks a watching store makes while it commits ``commits`` times on its own, each
+    commit a while after the last (no timer can make it look: only a write of the file)."""
+    monkeypatch.setattr(watch, "MIN_INTERVAL_S", 60.0)
+    monkeypatch.setattr(watch, "MAX_INTERVAL_S", 60.0)
+    looks = [0]
+    data_version = GroupCommitter.data_version
+
+    def counted(committer: GroupCommitter) -> int | None:
+        looks[0] += 1
+        return data_version(committer)
+
+    monkeypatch.setattr(GroupCommitter, "data_version", counted)
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'own.db'}")
+    try:
+        store.subscribe(lambda: None)
+        before = looks[0]
+        for index in range(commits):
+            store.register_worker(f"w-{index}", "host", index, [], datetime.now(UTC))
+            time.sleep(2 * watch.FINE_WINDOW_S)
+        return looks[0] - before
+    finally:
+        store.close()
+
+
+@linux_only
+def test_the_process_own_commits_set_off_no_close_looks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    assert looks_for_own_commits(tmp_path, monkeypatch, commits=10) <= 30
+
+
+@linux_only
+def test_own_commit_looks_negative_control(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # Negative control: a watcher not told of the process's own commits takes their writes
+    # for another process's, and each sets off close looks.
+    monkeypatch.setattr(GroupCommitter, "observe", lambda _committer, _observer: None)
+    assert looks_for_own_commits(tmp_path, monkeypatch, commits=10) > 30

@@ -123,8 +123,8 @@ class SQLiteBase:
             self._committer.data_version,
             name=self.path.name,
             wal=self.path.with_name(self.path.name + "-wal"),
-            writing=self._committer.writing,
         )
+        self._committer.observe(self._watcher)
         try:
             self._check_schema(url, auto_migrate)
         except BaseException:

@@ -98,8 +98,7 @@ class GroupCommitter:
         self._conn: sqlite3.Connection | None = None
         self._flushing = True  # the writing connection's synchronous level: FULL, or NORMAL
         self._closed = False
-        self._committing = False  # a COMMIT with changes is being written
-        self._written_at = 0.0  # when the last such COMMIT returned (monotonic)
+        self._observer: CommitObserver | None = None  # told of each COMMIT with changes
 
     def submit(self, fn: Callable[[sqlite3.Cursor], T], *, flush: bool = True) -> T:
         """Run ``fn`` in a write transaction; return once its COMMIT is durable (with
@@ -135,10 +134,11 @@ class GroupCommitter:
         if conn is not None:
             conn.close()
 
-    def writing(self, grace_s: float) -> bool:
-        """Whether this process is committing changes, or committed some less than
-        ``grace_s`` ago: a write of the WAL file seen now is most likely its own."""
-        return self._committing or time.monotonic() - self._written_at < grace_s
+    def observe(self, observer: CommitObserver) -> None:
+        """Tell ``observer`` when each COMMIT with changes begins and when it has returned
+        (the change watcher, which tells this process's writes of the WAL file from
+        others')."""
+        self._observer = observer
 
     def data_version(self) -> int | None:
         """The writing connection's ``PRAGMA data_version``: it changes when another
@@ -244,14 +244,15 @@ class GroupCommitter:
                     work.error.__cause__ = exc
             cur.execute("RELEASE surefoot_op")
         hooks.before_commit(cur)
-        # A COMMIT with changes writes the WAL file (see ``writing``); one without does not.
-        self._committing = conn.total_changes != changes_before
+        # A COMMIT with changes writes the WAL file (see ``observe``); one without does not.
+        observer = self._observer if conn.total_changes != changes_before else None
+        if observer is not None:
+            observer.commit_begins()
         try:
             conn.commit()
         finally:
-            if self._committing:
-                self._committing = False
-                self._written_at = time.monotonic()
+            if observer is not None:
+                observer.commit_returned()
 
     def _begin_immediate(self, cur: sqlite3.Cursor) -> None:
         """``BEGIN IMMEDIATE``, waiting for another connection's write lock in short pauses.
@@ -278,6 +279,15 @@ class GroupCommitter:
                     raise
             time.sleep(random.uniform(pause / 2, pause))  # noqa: S311 - jitter, not security
             pause = min(pause * 2, MAX_LOCK_PAUSE_S)
+
+
+class CommitObserver(Protocol):
+    """Told of every COMMIT with changes of the writing connection, on the committing
+    thread: such a COMMIT writes the WAL file before it returns."""
+
+    def commit_begins(self) -> None: ...
+
+    def commit_returned(self) -> None: ...
 
 
 class _NoHooks:

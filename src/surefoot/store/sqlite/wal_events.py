@@ -57,8 +57,10 @@ class WalEvents:
             return None
         return cls(inotify, int(gone))
 
-    def wait(self, timeout_s: float) -> bool:
-        """Whether the file was written: returns as soon as it is, or after ``timeout_s``.
+    def ready(self, timeout_s: float) -> bool:
+        """Whether the file has been written since the events were last read (they are then
+        ready for :meth:`drain`): returns as soon as it has, or False after ``timeout_s`` or
+        on :meth:`interrupt`.
 
         The write comes before the commit it belongs to is visible: SQLite appends the
         frames, waits for the disk, then publishes the commit in shared memory. So a
@@ -67,16 +69,28 @@ class WalEvents:
             return False
         try:
             ready = self._poller.poll(max(1, round(timeout_s * 1000)))
-            if any(fd == self._wake_r for fd, _ in ready):
-                return False
+        except OSError as exc:
+            return self._failed(exc)
+        return bool(ready) and not any(fd == self._wake_r for fd, _ in ready)
+
+    def drain(self) -> bool:
+        """Whether the file was written since the events were last read; never waits.
+        Reads them all, so that :meth:`ready` then waits for a write after this call.
+        Callers on several threads must take turns (the inotify read is not shared)."""
+        if not self.usable or self._closed:
+            return False
+        try:
             events = self._inotify.read(timeout=0)
         except OSError as exc:
-            log.warning("watching the WAL file failed: %s; polling instead", exc)
-            self.usable = False
-            return False
+            return self._failed(exc)
         if any(event.mask & self._gone_mask for event in events):
             self.usable = False  # deleted or replaced: the watcher polls from now on
         return bool(events)
+
+    def _failed(self, exc: OSError) -> bool:
+        log.warning("watching the WAL file failed: %s; polling instead", exc)
+        self.usable = False
+        return False
 
     def interrupt(self) -> None:
         """End the current wait, and every later one, at once (the watcher is stopping)."""

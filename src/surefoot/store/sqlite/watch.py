@@ -10,12 +10,20 @@ when it changed.
 When to ask: on Linux, the kernel says when the WAL file is written (inotify), by this
 process or another. After a write by another process the watcher asks every 0.2 ms until
 the commit shows (its writer's disk flush comes first), so a worker wakes within a
-fraction of a millisecond of it; a write made while this process commits is taken for
-its own and not followed. It also asks every 50 ms, in case a write was missed.
-Elsewhere, or when the WAL file cannot be watched, it polls: every 2 ms until a second
-has passed without a change, then backing off to 50 ms, so an idle worker costs next to
-nothing. It only makes the worker prompt: the worker's poll stays the safety net, and
-nothing here reads or writes runs.
+fraction of a millisecond of it. A commit writes its pages one by one, so the watcher may
+read the first writes of a commit before the last ones are made: the writes found unread
+once the commit shows are taken for its last ones, and followed by a look every 2 ms for
+a while (and at once on a new write) rather than every 0.2 ms. The process's own writes
+are told apart exactly: the group committer says when each of its commits begins and when
+it has returned (``commit_begins``, ``commit_returned``), a write read in between is its
+own, and the rest of its writes are read as it returns; a write read at any other time is
+another process's (SQLite lets one connection write at a time). A commit of another
+process whose writes the watcher, busy, reads only once one of its own has begun is taken
+for its own: it is seen at the next write of another process, or at the look the watcher
+makes after 50 ms without a write, in case one was missed. Elsewhere, or when the WAL file
+cannot be watched, it polls: every 2 ms until a second has passed without a change, then
+backing off to 50 ms, so an idle worker costs next to nothing. It only makes the worker
+prompt: the worker's poll stays the safety net, and nothing here reads or writes runs.
 """
 
 from __future__ import annotations
@@ -37,11 +45,6 @@ MIN_INTERVAL_S = 0.002
 # returns: look every FINE_INTERVAL_S for up to FINE_WINDOW_S.
 FINE_INTERVAL_S = 0.0002
 FINE_WINDOW_S = 0.01
-# A write of the WAL file while this process is committing changes, or within this long
-# after, is taken for its own and not looked at: a commit elsewhere at that very moment
-# is seen at the next write, or within MAX_INTERVAL_S.
-OWN_WRITE_GRACE_S = 0.0002
-OWN_WRITES_PAUSE_S = 0.001
 MAX_INTERVAL_S = 0.05
 STAY_FAST_S = 1.0  # after a change, keep looking every MIN_INTERVAL_S this long
 JOIN_TIMEOUT_S = 2.0
@@ -59,10 +62,8 @@ class ChangeWatcher:
         *,
         name: str,
         wal: Path | None = None,
-        writing: Callable[[float], bool] | None = None,
     ) -> None:
         self._data_version = data_version  # None when it cannot be read right now
-        self._writing = writing  # whether this process commits now (or did a moment ago)
         self._name = name
         self._wal = wal  # the WAL file, watched for writes where the platform allows
         self._lock = threading.Lock()
@@ -71,6 +72,10 @@ class ChangeWatcher:
         self._events: WalEvents | None = None  # the running thread's, closed by it
         self._thread: threading.Thread | None = None
         self._closed = False
+        # Reads of the WAL file's events, by the watch thread and by a committing thread,
+        # and whether this process is committing, change only under this lock.
+        self._reading = threading.Lock()
+        self._own_commit = False  # a COMMIT of this process is writing the WAL file
 
     def subscribe(self, wake: Wake) -> Callable[[], None]:
         with self._lock:
@@ -101,6 +106,21 @@ class ChangeWatcher:
 
         return unsubscribe
 
+    def commit_begins(self) -> None:
+        """A COMMIT of this process begins: the WAL file's writes until it returns are its."""
+        with self._reading:
+            self._own_commit = True
+
+    def commit_returned(self) -> None:
+        """That COMMIT has returned, all its pages written: read the events of the writes
+        not read yet, so that none is taken for another process's. Another process cannot
+        have written since (it had to wait for this one's write lock, then run its own
+        statements first)."""
+        with self._reading:
+            if self._events is not None:
+                self._events.drain()
+            self._own_commit = False
+
     def close(self) -> None:
         """Stop watching for good (the store closes)."""
         with self._lock:
@@ -121,7 +141,8 @@ class ChangeWatcher:
             self._watch(stopping, events, initial)
         finally:
             if events is not None:
-                events.close()
+                with self._reading:
+                    events.close()
 
     def _watch(
         self, stopping: threading.Event, events: WalEvents | None, initial: int | None
@@ -131,22 +152,24 @@ class ChangeWatcher:
         interval = MIN_INTERVAL_S
         changed_at = time.monotonic()
         closely_until = 0.0  # after a write of the WAL: look every FINE_INTERVAL_S until then
+        doubt_until = 0.0  # after a change with writes left unread: look soon until then
         while True:
             if events is not None and events.usable:
-                if time.monotonic() < closely_until:
+                now = time.monotonic()
+                if now < closely_until:
                     if stopping.wait(FINE_INTERVAL_S):
                         return
                 # On the next write of the WAL file (or after MAX_INTERVAL_S); soon again
-                # if the writer was busy the last time. A write of its own is not looked at.
-                elif events.wait(MIN_INTERVAL_S if unread else MAX_INTERVAL_S):
-                    if stopping.is_set():
-                        return
-                    if self._writing is not None and self._writing(OWN_WRITE_GRACE_S):
-                        # Its own commits come in bursts: let a burst pass before the next
-                        # look at the file, instead of waking for each of its writes.
-                        if stopping.wait(OWN_WRITES_PAUSE_S):
-                            return
-                        continue
+                # if the writer was busy the last time, or a commit may be on its way.
+                elif events.ready(
+                    MIN_INTERVAL_S if unread or now < doubt_until else MAX_INTERVAL_S
+                ):
+                    with self._reading:
+                        written, own = events.drain(), self._own_commit
+                    if not written:
+                        continue  # read as a commit of its own returned
+                    if own:
+                        continue  # its own commit: nothing to look for
                     closely_until = time.monotonic() + FINE_WINDOW_S
                 if stopping.is_set():
                     return
@@ -159,11 +182,22 @@ class ChangeWatcher:
                     changed_at = time.monotonic()
                     closely_until = 0.0
                     self._wake_all()
+                    if events is not None and self._writes_left_unread(events):
+                        # Writes left unread while looking closely: most likely the last
+                        # ones of the commit just seen, which will show nothing new, but
+                        # perhaps the next commit. Look every MIN_INTERVAL_S for a while,
+                        # and at once on a new write, rather than every FINE_INTERVAL_S.
+                        doubt_until = changed_at + FINE_WINDOW_S
                 last = version
             if time.monotonic() - changed_at < STAY_FAST_S:
                 interval = MIN_INTERVAL_S
             else:
                 interval = min(interval * 2, MAX_INTERVAL_S)
+
+    def _writes_left_unread(self, events: WalEvents) -> bool:
+        """Read the events of the writes not read yet; whether there were any."""
+        with self._reading:
+            return events.drain()
 
     def _wake_all(self) -> None:
         with self._lock:
