@@ -167,7 +167,7 @@ def test_without_notifications_the_same_run_waits_for_the_poll(
     make_app: MakeApp, start_worker: StartWorker, monkeypatch: pytest.MonkeyPatch, postgres_url: str
 ):
     """Negative control: with subscribe a no-op, the test above would fail."""
-    monkeypatch.setattr(PostgresStore, "subscribe", lambda _store, _wake: lambda: None)
+    monkeypatch.setattr(PostgresStore, "subscribe", lambda _store, _wake, **_kw: lambda: None)
     settled_worker(make_app, start_worker, monkeypatch)
     time.sleep(0.3)
     assert listening_backends(postgres_url) == []

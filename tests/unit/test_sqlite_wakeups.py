@@ -218,3 +218,74 @@ def test_own_commit_looks_negative_control(tmp_path: Path, monkeypatch: pytest.M
     # for another process's, and each sets off close looks.
     monkeypatch.setattr(GroupCommitter, "observe", lambda _committer, _observer: None)
     assert looks_for_own_commits(tmp_path, monkeypatch, commits=10) > 30
+
+
+def looks_after_a_write_elsewhere(directory: Path, waiting: Callable[[], bool]) -> int:
+    """The looks a watcher makes in the 0.1 s after another process's write whose commit
+    does not show (no timer can make it look: only a write of the file)."""
+    directory.mkdir()
+    wal = directory / "other.db-wal"
+    wal.write_bytes(b"")
+    looks = [0]
+
+    def data_version() -> int:
+        looks[0] += 1
+        return 1
+
+    watcher = watch.ChangeWatcher(data_version, name="other.db", wal=wal)
+    watcher.subscribe(lambda: None, waiting)
+    try:
+        first = looks[0]
+        with wal.open("ab", buffering=0) as commit:
+            commit.write(b"a page")
+        time.sleep(0.1)
+        return looks[0] - first
+    finally:
+        watcher.close()
+
+
+@linux_only
+def test_a_write_elsewhere_is_looked_at_closely_only_while_a_subscriber_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(watch, "MIN_INTERVAL_S", 60.0)
+    monkeypatch.setattr(watch, "MAX_INTERVAL_S", 60.0)
+    # A worker with no room for another run: one look at the write, then the next write.
+    assert looks_after_a_write_elsewhere(tmp_path / "busy", lambda: False) == 1
+    # The control: one that waits has the commit looked for every FINE_INTERVAL_S.
+    assert looks_after_a_write_elsewhere(tmp_path / "waiting", lambda: True) > 1
+
+
+def test_a_client_waits_for_news_only_while_it_waits_for_a_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    asked: list[Callable[[], bool]] = []
+
+    def subscribe_changes(
+        _store: SQLiteStore, _wake: Callable[[], None], *, waiting: Callable[[], bool] | None
+    ) -> Callable[[], None]:
+        assert waiting is not None
+        asked.append(waiting)
+        return lambda: None
+
+    monkeypatch.setattr(SQLiteStore, "subscribe_changes", subscribe_changes)
+    client = sf.App("client", store=f"sqlite:///{tmp_path / 'result.db'}")
+
+    @client.workflow
+    def unclaimed(ctx: sf.WorkflowContext) -> None:
+        return None
+
+    try:
+        handle = client.start("unclaimed")
+
+        def wait_for_result() -> None:
+            with pytest.raises(sf.ResultTimeoutError):
+                handle.result(timeout=1.0)
+
+        waiting = threading.Thread(target=wait_for_result)
+        waiting.start()
+        wait_until(lambda: bool(asked) and asked[0](), "the client to wait")
+        waiting.join()
+        assert not asked[0]()
+    finally:
+        client.close()

@@ -7,7 +7,8 @@ import getpass
 import hashlib
 import os
 import threading
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -94,6 +95,7 @@ class App:
         self._lock = threading.Lock()
         self._finished = threading.Condition()
         self._changes = 0  # counts what wakes wait_for_change, under _finished
+        self._awaiting = 0  # callers waiting for a change (awaiting_changes), under _finished
         self._unwatch: Callable[[], None] | None = None  # the store-change subscription
         self._wakers: list[Callable[[], None]] = []
 
@@ -164,10 +166,26 @@ class App:
         store = self.store
         with self._lock:
             if self._unwatch is None:
-                self._unwatch = store.subscribe_changes(self._notify)
+                self._unwatch = store.subscribe_changes(self._notify, waiting=self._awaited)
                 if self._unwatch is None:
                     self._unwatch = _unwatched
             return self._unwatch is not _unwatched
+
+    @contextmanager
+    def awaiting_changes(self) -> Iterator[None]:
+        """Count a caller waiting for changes (``RunHandle.result``) while it does: while
+        none does, a store that has to look for other processes' commits may look less
+        often."""
+        with self._finished:
+            self._awaiting += 1
+        try:
+            yield
+        finally:
+            with self._finished:
+                self._awaiting -= 1
+
+    def _awaited(self) -> bool:
+        return self._awaiting > 0
 
     def has_local_workers(self) -> bool:
         """Whether a worker runs in this process (its finishes wake ``wait_for_change``)."""

@@ -48,6 +48,10 @@ class RunHandle:
         Raises ``RunFailedError`` (reason and class in the message),
         ``RunCancelledError``, or ``ResultTimeoutError`` after ``timeout`` seconds.
         """
+        with self.app.awaiting_changes():
+            return self._wait_for_result(timeout)
+
+    def _wait_for_result(self, timeout: float | None) -> Any:
         deadline = None if timeout is None else time.monotonic() + timeout
         # A worker of this process wakes the wait below when it ends an execution, and
         # so does another process's: on SQLite any commit it makes, on PostgreSQL the end

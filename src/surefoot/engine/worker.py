@@ -201,7 +201,8 @@ class Worker:
         self._process = process
         self._take_over_dead_workers()
         self.app.add_waker(self._wake.set)
-        unsubscribe = rt.store.subscribe(self._wake.set)
+        # It waits for news of new runs only while it has room for one.
+        unsubscribe = rt.store.subscribe(self._wake.set, waiting=self._has_room)
         heartbeat = threading.Thread(
             target=self._heartbeat_loop, name="surefoot-heartbeat", daemon=True
         )
@@ -306,6 +307,9 @@ class Worker:
                 return
             self._wake.wait(self.settings.poll_interval_s)
             self._wake.clear()
+
+    def _has_room(self) -> bool:
+        return len(self._active) < self.concurrency
 
     def _worker_caps(self) -> dict[str, int]:
         """How many more runs of each queue with a per-worker limit this worker may take."""

@@ -166,16 +166,22 @@ class Store(Protocol):
     def list_journal(self, run_id: str) -> list[JournalEntry]: ...
 
     # -- wake-ups -------------------------------------------------------------------
-    def subscribe_changes(self, wake: Callable[[], None]) -> Callable[[], None] | None:
+    def subscribe_changes(
+        self, wake: Callable[[], None], *, waiting: Callable[[], bool] | None = None
+    ) -> Callable[[], None] | None:
         """Call ``wake`` (from any thread) whenever another process may have committed
         anything; returns a function that stops the subscription, or None when the store
-        cannot tell (callers poll)."""
+        cannot tell (callers poll). ``waiting`` tells whether the subscriber waits for
+        such news right now (None: always); while no subscriber does, a store that has
+        to look for news may look less often."""
         ...
 
-    def subscribe(self, wake: Callable[[], None]) -> Callable[[], None]:
+    def subscribe(
+        self, wake: Callable[[], None], *, waiting: Callable[[], bool] | None = None
+    ) -> Callable[[], None]:
         """Call ``wake`` (from any thread) when a run may have become claimable; returns
         a function that stops the subscription. Stores without notifications return a
-        no-op and workers rely on polling."""
+        no-op and workers rely on polling. ``waiting`` as for ``subscribe_changes``."""
         ...
 
     # -- workers and leases ---------------------------------------------------------

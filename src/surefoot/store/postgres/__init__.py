@@ -41,17 +41,28 @@ class PostgresStore(OperatorMixin, AccessMixin, StatsMixin):
         self._listener = Listener(self._conninfo, self.safe_url)
         self._finished = Listener(self._conninfo, self.safe_url, channel=FINISHED_CHANNEL)
 
-    def subscribe(self, wake: Callable[[], None]) -> Callable[[], None]:
+    def subscribe(
+        self,
+        wake: Callable[[], None],
+        *,
+        waiting: Callable[[], bool] | None = None,  # noqa: ARG002 - the server tells
+    ) -> Callable[[], None]:
         """Call ``wake`` whenever a run becomes claimable, from a listener thread that all
-        subscribers of this store share; returns the function that unsubscribes."""
+        subscribers of this store share; returns the function that unsubscribes. The
+        server tells of each such commit, so ``waiting`` changes nothing here."""
         if self._listener is None:
             raise StoreError(f"{self.safe_url}: the store is not open")
         return self._listener.subscribe(wake)
 
-    def subscribe_changes(self, wake: Callable[[], None]) -> Callable[[], None] | None:
+    def subscribe_changes(
+        self,
+        wake: Callable[[], None],
+        *,
+        waiting: Callable[[], bool] | None = None,  # noqa: ARG002 - the server tells
+    ) -> Callable[[], None] | None:
         """Call ``wake`` whenever a worker ends a run (``NOTIFY surefoot_finished``), from
         a listener thread of its own. Other changes are not told: callers keep polling,
-        at a slower pace, for them."""
+        at a slower pace, for them. ``waiting`` changes nothing here."""
         if self._finished is None:
             raise StoreError(f"{self.safe_url}: the store is not open")
         return self._finished.subscribe(wake)

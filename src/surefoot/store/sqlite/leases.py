@@ -60,14 +60,19 @@ def _pending_queues_txn(cur: sqlite3.Cursor) -> set[str]:
 
 class LeasesMixin(IntakeMixin):
     # -- wake-ups ---------------------------------------------------------------------------
-    def subscribe(self, wake: Callable[[], None]) -> Callable[[], None]:
+    def subscribe(
+        self, wake: Callable[[], None], *, waiting: Callable[[], bool] | None = None
+    ) -> Callable[[], None]:
         """SQLite has no notifications across processes: ``wake`` is called when the
-        store's writing connection sees that another process committed (see ``watch``)."""
-        return self._watcher.subscribe(wake)
+        store's writing connection sees that another process committed (see ``watch``),
+        which it looks for most closely while a subscriber is ``waiting``."""
+        return self._watcher.subscribe(wake, waiting)
 
-    def subscribe_changes(self, wake: Callable[[], None]) -> Callable[[], None] | None:
+    def subscribe_changes(
+        self, wake: Callable[[], None], *, waiting: Callable[[], bool] | None = None
+    ) -> Callable[[], None] | None:
         """The same wake-ups: the watcher sees every commit of another process."""
-        return self._watcher.subscribe(wake)
+        return self._watcher.subscribe(wake, waiting)
 
     # -- workers ---------------------------------------------------------------------------
     def register_worker(

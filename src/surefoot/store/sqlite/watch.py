@@ -10,20 +10,23 @@ when it changed.
 When to ask: on Linux, the kernel says when the WAL file is written (inotify), by this
 process or another. After a write by another process the watcher asks every 0.2 ms until
 the commit shows (its writer's disk flush comes first), so a worker wakes within a
-fraction of a millisecond of it. A commit writes its pages one by one, so the watcher may
-read the first writes of a commit before the last ones are made: the writes found unread
-once the commit shows are taken for its last ones, and followed by a look every 2 ms for
-a while (and at once on a new write) rather than every 0.2 ms. The process's own writes
-are told apart exactly: the group committer says when each of its commits begins and when
-it has returned (``commit_begins``, ``commit_returned``), a write read in between is its
-own, and the rest of its writes are read as it returns; a write read at any other time is
-another process's (SQLite lets one connection write at a time). A commit of another
-process whose writes the watcher, busy, reads only once one of its own has begun is taken
-for its own: it is seen at the next write of another process, or at the look the watcher
-makes after 50 ms without a write, in case one was missed. Elsewhere, or when the WAL file
-cannot be watched, it polls: every 2 ms until a second has passed without a change, then
-backing off to 50 ms, so an idle worker costs next to nothing. It only makes the worker
-prompt: the worker's poll stays the safety net, and nothing here reads or writes runs.
+fraction of a millisecond of it; while no subscriber waits for news (a worker with no
+room for another run, a client not waiting for a result), it looks at once and then
+every 2 ms instead, and at once on each new write. A commit writes its pages one by one,
+so the watcher may read the first writes of a commit before the last ones are made: the
+writes found unread once the commit shows are taken for its last ones, and followed by a
+look every 2 ms for a while (and at once on a new write) rather than every 0.2 ms. The
+process's own writes are told apart exactly: the group committer says when each of its
+commits begins and when it has returned (``commit_begins``, ``commit_returned``), a
+write read in between is its own, and the rest of its writes are read as it returns; a
+write read at any other time is another process's (SQLite lets one connection write at a
+time). A commit of another process whose writes the watcher, busy, reads only once one
+of its own has begun is taken for its own: it is seen at the next write of another
+process, or at the look the watcher makes after 50 ms without a write, in case one was
+missed. Elsewhere, or when the WAL file cannot be watched, it polls: every 2 ms until a
+second has passed without a change, then backing off to 50 ms, so an idle worker costs
+next to nothing. It only makes the worker prompt: the worker's poll stays the safety
+net, and nothing here reads or writes runs.
 """
 
 from __future__ import annotations
@@ -50,6 +53,13 @@ STAY_FAST_S = 1.0  # after a change, keep looking every MIN_INTERVAL_S this long
 JOIN_TIMEOUT_S = 2.0
 
 Wake = Callable[[], None]
+Waiting = Callable[[], bool]
+
+
+@dataclass(frozen=True, eq=False)
+class _Subscriber:
+    wake: Wake
+    waiting: Waiting | None  # whether it waits for news now; None: always
 
 
 class ChangeWatcher:
@@ -67,7 +77,7 @@ class ChangeWatcher:
         self._name = name
         self._wal = wal  # the WAL file, watched for writes where the platform allows
         self._lock = threading.Lock()
-        self._subscribers: list[Wake] = []
+        self._subscribers: list[_Subscriber] = []
         self._stopping: threading.Event | None = None
         self._events: WalEvents | None = None  # the running thread's, closed by it
         self._thread: threading.Thread | None = None
@@ -77,11 +87,16 @@ class ChangeWatcher:
         self._reading = threading.Lock()
         self._own_commit = False  # a COMMIT of this process is writing the WAL file
 
-    def subscribe(self, wake: Wake) -> Callable[[], None]:
+    def subscribe(self, wake: Wake, waiting: Waiting | None = None) -> Callable[[], None]:
+        """Call ``wake`` on each commit seen; ``waiting`` tells whether this subscriber
+        waits for one right now (None: always). While none does, a write of another
+        process is followed by a look at once and every MIN_INTERVAL_S, not every
+        FINE_INTERVAL_S: a busy worker has no use for news a millisecond sooner."""
+        subscriber = _Subscriber(wake, waiting)
         with self._lock:
             if self._closed:
                 raise StoreError(f"{self._name}: the store is closed")
-            self._subscribers.append(wake)
+            self._subscribers.append(subscriber)
             if self._thread is None:
                 self._stopping = threading.Event()
                 self._events = WalEvents.open(self._wal) if self._wal is not None else None
@@ -97,8 +112,8 @@ class ChangeWatcher:
 
         def unsubscribe() -> None:
             with self._lock:
-                if wake in self._subscribers:
-                    self._subscribers.remove(wake)
+                if subscriber in self._subscribers:
+                    self._subscribers.remove(subscriber)
                 if self._subscribers:
                     return
                 detached = self._detach_locked()
@@ -170,7 +185,12 @@ class ChangeWatcher:
                         continue  # read as a commit of its own returned
                     if own:
                         continue  # its own commit: nothing to look for
-                    closely_until = time.monotonic() + FINE_WINDOW_S
+                    if self._awaited():
+                        closely_until = time.monotonic() + FINE_WINDOW_S
+                    else:
+                        # Nobody waits for news: look now, then at the next write or
+                        # within MIN_INTERVAL_S, rather than every FINE_INTERVAL_S.
+                        doubt_until = time.monotonic() + FINE_WINDOW_S
                 if stopping.is_set():
                     return
             elif stopping.wait(interval):
@@ -199,12 +219,25 @@ class ChangeWatcher:
         with self._reading:
             return events.drain()
 
+    def _awaited(self) -> bool:
+        """Whether a subscriber waits for news now (one whose answer fails counts)."""
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for subscriber in subscribers:
+            try:
+                if subscriber.waiting is None or subscriber.waiting():
+                    return True
+            except Exception:  # a subscriber's failure must not end the watch
+                log.exception("a wake-up subscriber failed to tell whether it waits")
+                return True
+        return False
+
     def _wake_all(self) -> None:
         with self._lock:
             subscribers = list(self._subscribers)
-        for wake in subscribers:
+        for subscriber in subscribers:
             try:
-                wake()
+                subscriber.wake()
             except Exception:  # a subscriber's failure must not end the watch
                 log.exception("a wake-up subscriber failed")
 
