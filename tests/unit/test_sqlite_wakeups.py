@@ -132,35 +132,47 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.001)
 
 
+class WatchedFile:
+    """A file watched as a WAL file, with a stand-in for ``PRAGMA data_version`` (moved by
+    the test, as another process's commit moves it) that counts the watcher's looks."""
+
+    def __init__(self, directory: Path, waiting: Callable[[], bool] | None = None) -> None:
+        directory.mkdir(exist_ok=True)
+        self.wal = directory / "watched.db-wal"
+        self.wal.write_bytes(b"")
+        self.version = 0
+        self.looks = 0
+        self.woken = threading.Event()
+        self.watcher = watch.ChangeWatcher(self._data_version, name="watched.db", wal=self.wal)
+        self.watcher.subscribe(self.woken.set, waiting)
+
+    def _data_version(self) -> int:
+        self.looks += 1
+        return self.version
+
+    def close(self) -> None:
+        self.watcher.close()
+
+
 def looks_after_a_commit_is_seen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
     """The looks a watcher makes in the 0.1 s after it saw a commit whose last write it had
     not read yet (no timer can make it look: only a write of the file can)."""
     monkeypatch.setattr(watch, "MIN_INTERVAL_S", 60.0)
     monkeypatch.setattr(watch, "MAX_INTERVAL_S", 60.0)
-    wal = tmp_path / "seen.db-wal"
-    wal.write_bytes(b"")
-    version, looks = [0], [0]
-
-    def data_version() -> int:  # PRAGMA data_version, as another process's commit moves it
-        looks[0] += 1
-        return version[0]
-
-    woken = threading.Event()
-    watcher = watch.ChangeWatcher(data_version, name="seen.db", wal=wal)
-    watcher.subscribe(woken.set)
+    watched = WatchedFile(tmp_path)
     try:
-        with wal.open("ab", buffering=0) as commit:
-            first = looks[0]
+        with watched.wal.open("ab", buffering=0) as commit:
+            first = watched.looks
             commit.write(b"first page")  # the watcher reads this write and looks closely
-            wait_until(lambda: looks[0] >= first + 2, "close looks")
+            wait_until(lambda: watched.looks >= first + 2, "close looks")
             commit.write(b"last page")  # left unread while it looks closely
-            version[0] += 1  # the commit shows
-            assert woken.wait(10.0)
-            seen = looks[0]
+            watched.version += 1  # the commit shows
+            assert watched.woken.wait(10.0)
+            seen = watched.looks
             time.sleep(0.1)
-            return looks[0] - seen
+            return watched.looks - seen
     finally:
-        watcher.close()
+        watched.close()
 
 
 @linux_only
@@ -223,25 +235,15 @@ def test_own_commit_looks_negative_control(tmp_path: Path, monkeypatch: pytest.M
 def looks_after_a_write_elsewhere(directory: Path, waiting: Callable[[], bool]) -> int:
     """The looks a watcher makes in the 0.1 s after another process's write whose commit
     does not show (no timer can make it look: only a write of the file)."""
-    directory.mkdir()
-    wal = directory / "other.db-wal"
-    wal.write_bytes(b"")
-    looks = [0]
-
-    def data_version() -> int:
-        looks[0] += 1
-        return 1
-
-    watcher = watch.ChangeWatcher(data_version, name="other.db", wal=wal)
-    watcher.subscribe(lambda: None, waiting)
+    watched = WatchedFile(directory, waiting)
     try:
-        first = looks[0]
-        with wal.open("ab", buffering=0) as commit:
+        first = watched.looks
+        with watched.wal.open("ab", buffering=0) as commit:
             commit.write(b"a page")
         time.sleep(0.1)
-        return looks[0] - first
+        return watched.looks - first
     finally:
-        watcher.close()
+        watched.close()
 
 
 @linux_only
