@@ -14,14 +14,17 @@ assertions must fail against each.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from functools import partial
 
+import psycopg
 import pytest
 
 from surefoot.domain.records import Lease
-from surefoot.domain.status import AttemptOutcome
+from surefoot.domain.status import AttemptOutcome, RunStatus
 from surefoot.errors import LeaseLostError, StoreError
+from surefoot.store.base import RunEnd
 from surefoot.store.postgres import PostgresStore, fences
 from tests import postgres_support
 from tests.contract.support import (
@@ -132,3 +135,71 @@ def test_a_committer_that_leaves_the_last_check_for_commit_is_caught(
     monkeypatch.setattr(store._committer, "_must_settle", lambda _cur: False)
     problems = batch_with_one_stale_start(store, 2)
     assert any("of its batch failed" in p for p in problems), problems
+
+
+def batch_with_one_stale_end(store: PostgresStore, stale_index: int) -> list[str]:
+    """Three run ends in one batch, one of them under a stale lease; what is wrong with
+    the outcome (nothing, when checks hold)."""
+    leases = three_runs_one_taken_over(store, stale_index)[:3]
+    end = RunEnd(RunStatus.SUCCEEDED, output='"done"')
+    outcomes = calls_in_one_batch(
+        store, [partial(store.finish_run, lease, end, at(LEASE_S + 1)) for lease in leases]
+    )
+    problems = []
+    for n, (lease, (kind, value)) in enumerate(zip(leases, outcomes, strict=True)):
+        run = store.get_run(lease.run_id)
+        assert run is not None
+        if n == stale_index:
+            if kind != "error" or not isinstance(value, LeaseLostError):
+                problems.append(f"stale end {n}: {kind} {value!r}, expected LeaseLostError")
+            if run.status is not RunStatus.RUNNING or run.lease_owner != "w2":
+                problems.append(f"stale end {n} left the run {run.status} ({run.lease_owner})")
+        elif kind != "ok" or run.status is not RunStatus.SUCCEEDED:
+            problems.append(f"end {n} of its batch: {kind} {value!r}, run {run.status}")
+    return problems
+
+
+@pytest.mark.parametrize("stale_index", [0, 2])
+def test_a_run_end_under_a_stale_lease_in_a_batch_is_refused_alone(
+    store: PostgresStore, stale_index: int
+):
+    assert batch_with_one_stale_end(store, stale_index) == []
+    assert_chain_intact(store)
+
+
+def end_of_a_run_whose_status_changed(store: PostgresStore, postgres_url: str) -> str:
+    """A run's end after its status changed behind its worker (which no write of this
+    code does): the status its audit entry gives as the one before the end."""
+    store.create_run(new_run(), T0, ACTOR)
+    lease = claim_one(store, "w1", T0).lease  # the worker last knew it running
+    with psycopg.connect(postgres_url, autocommit=True) as other:
+        other.execute("UPDATE runs SET status = 'compensating' WHERE run_id = %s", (lease.run_id,))
+    store.finish_run(lease, RunEnd(RunStatus.FAILED, error="{}"), at(1))
+    entries = store.audit_entries(after_seq=0, limit=1_000, entity_id=lease.run_id)
+    finished = [entry for entry in entries if entry.action == "run.finished"]
+    assert len(finished) == 1
+    before = finished[0].before
+    return str((json.loads(before) if isinstance(before, str) else before)["status"])
+
+
+def test_a_run_end_records_the_status_the_run_was_in(store: PostgresStore, postgres_url: str):
+    assert end_of_a_run_whose_status_changed(store, postgres_url) == "compensating"
+    assert_chain_intact(store)
+
+
+def test_a_check_blind_to_the_status_is_caught(
+    store: PostgresStore, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    # Negative control: a check that takes any status for the expected one lets the end
+    # record the status its worker last knew, which the same reading catches.
+    monkeypatch.setattr(fences, "in_status", lambda _row, _status: True)
+    assert end_of_a_run_whose_status_changed(store, postgres_url) == "running"
+
+
+def test_run_end_checks_that_always_pass_are_caught(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+):
+    # Negative control: the stale end commits over the new holder's lease.
+    monkeypatch.setattr(fences, "holds", lambda _row, _lease: True)
+    problems = batch_with_one_stale_end(store, 0)
+    assert any(p.startswith("stale end 0") for p in problems), problems

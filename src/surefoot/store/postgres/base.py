@@ -198,7 +198,7 @@ class _TxnEnd:
     its ``COMMIT``, and its id if known."""
 
     later: list[tuple[str, Any]] = field(default_factory=list)
-    checks: dict[int, Lease] = field(default_factory=dict)  # lease checks among ``later``
+    checks: dict[int, fences.Check] = field(default_factory=dict)  # lease checks in ``later``
     audit: list[tuple[AuditRecord, datetime]] = field(default_factory=list)
     notify: list[tuple[str, str]] = field(default_factory=list)  # (channel, payload)
     xid: str | None = None
@@ -247,6 +247,7 @@ class PostgresBase:
         # Each leased run's correlation id (it never changes), from its claim or its row:
         # a write that knows it can send its lease check with its writes (``fences``).
         self._correlations: dict[str, str | None] = {}
+        self._statuses: dict[str, str] = {}  # of the same runs, as this worker last knew it
         # Write transactions run in batches on the callers' threads: one at a time, or up
         # to ``BATCHES_WHEN_ALONE`` of runs' own writes once this process is a worker that
         # finds itself the only live one (``_live_workers_seen``).
@@ -528,30 +529,47 @@ class PostgresBase:
             self._note_xid_txn(cur, row["surefoot_xid"])
         if row is None or not fences.holds(row, lease):
             raise fences.lost(lease)
-        self._known_run(lease.run_id, row["correlation_id"])
+        self._known_run(lease.run_id, row["correlation_id"], row["status"])
         return row
 
-    def _fence_later_txn(self, cur: Cursor, lease: Lease) -> str | None:
+    def _fence_later_txn(self, cur: Cursor, lease: Lease, status: str | None = None) -> str | None:
         """Check the lease with this transaction function's deferred writes, which must
         follow (see :mod:`surefoot.store.postgres.fences`); the run's correlation id.
-        For a write that only defers statements. Without the correlation id at hand, the
-        lease is checked at once, as :meth:`_fence_txn` does."""
+        For a write that only defers statements; with ``status``, the run must be in it
+        too (else :class:`~surefoot.store.postgres.fences.StatusChanged`). Without the
+        correlation id at hand, the lease is checked at once, as :meth:`_fence_txn` does."""
         if lease.run_id not in self._correlations:
-            correlation_id: str | None = self._fence_txn(cur, lease)["correlation_id"]
+            row = self._fence_txn(cur, lease)
+            if not fences.in_status(row, status):
+                raise fences.StatusChanged(f"run {lease.run_id} is {row['status']}")
+            correlation_id: str | None = row["correlation_id"]
             return correlation_id
         end = self._end_of(cur)
-        end.checks[len(end.later)] = lease
+        end.checks[len(end.later)] = fences.Check(lease, status)
         end.later.append((fences.CHECK_SQL, (lease.run_id,)))
         return self._correlations.get(lease.run_id)
 
-    def _known_run(self, run_id: str, correlation_id: str | None) -> None:
-        """Remember a leased run's correlation id (forgotten when it ends or waits)."""
+    def _known_run(self, run_id: str, correlation_id: str | None, status: str) -> None:
+        """Remember a leased run's correlation id and the status it was last seen in or
+        given by this worker (forgotten when it ends or waits)."""
         if len(self._correlations) >= MAX_KNOWN_RUNS:
             self._correlations.clear()  # a bound, not a cache policy: it refills from claims
+            self._statuses.clear()
         self._correlations[run_id] = correlation_id
+        self._statuses[run_id] = status
+
+    def _known_status(self, run_id: str) -> str | None:
+        """The status this worker last saw its leased run in, or gave it (None: unknown)."""
+        return self._statuses.get(run_id) if run_id in self._correlations else None
+
+    def _gave_status(self, run_id: str, status: str) -> None:
+        """This worker committed ``status`` for its leased run."""
+        if run_id in self._correlations:
+            self._statuses[run_id] = status
 
     def _forget_run(self, run_id: str) -> None:
         self._correlations.pop(run_id, None)
+        self._statuses.pop(run_id, None)
 
     def _end_of(self, cur: Cursor) -> _TxnEnd:
         end = self._txns.get(id(cur))

@@ -5,7 +5,7 @@ Every method here is fenced: it locks the run row and checks the lease first.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from surefoot.domain.records import (
@@ -25,7 +25,7 @@ from surefoot.store.base import (
     Suspension,
     attempt_end_columns,
 )
-from surefoot.store.postgres import rows
+from surefoot.store.postgres import fences, rows
 from surefoot.store.postgres.base import FINISHED_CHANNEL, Cursor, dumps_json, iso, ts
 from surefoot.store.postgres.leases import LeaseMixin, actor_of
 from surefoot.store.step_writes import StepWrites
@@ -370,10 +370,27 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
         )
 
     def finish_run(self, lease: Lease, end: RunEnd, now: datetime) -> None:
+        # The lease is checked with the end's writes, and the run's status before it (for
+        # the audit entry) is the one this worker last gave it; if the run turns out to be
+        # in another, the end is made again with the run read first.
+        try:
+            self._write(self._finish_run_txn(lease, end, now, known=True), concurrent=True)
+        except fences.StatusChanged:
+            self._write(self._finish_run_txn(lease, end, now, known=False), concurrent=True)
+        self._forget_run(lease.run_id)  # the run leaves this worker
+
+    def _finish_run_txn(
+        self, lease: Lease, end: RunEnd, now: datetime, *, known: bool
+    ) -> Callable[[Cursor], None]:
         def txn(cur: Cursor) -> None:
-            row = self._fence_txn(cur, lease)
+            status = self._known_status(lease.run_id) if known else None
+            if status is None:
+                row = self._fence_txn(cur, lease)
+                status, correlation_id = row["status"], row["correlation_id"]
+            else:
+                correlation_id = self._fence_later_txn(cur, lease, status)
             for step in end.steps:
-                self._commit_step_txn(cur, lease, step, row["correlation_id"])
+                self._commit_step_txn(cur, lease, step, correlation_id)
             self._later_txn(
                 cur,
                 "UPDATE runs SET status = %s, output = %s, error = %s, finished_at = %s,"
@@ -416,19 +433,18 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
                     "run.finished",
                     "run",
                     lease.run_id,
-                    {"status": row["status"]},
+                    {"status": status},
                     {
                         "status": end.status.value,
                         "dead_lettered": dead is not None,
                         "failure_class": dead.failure_class.value if dead else None,
                     },
                     reason=dead.reason if dead else None,
-                    correlation_id=row["correlation_id"],
+                    correlation_id=correlation_id,
                 ),
                 now,
             )
             # Heard, after the COMMIT, by clients waiting for the result (subscribe_changes).
             self._notify_txn(cur, lease.run_id, channel=FINISHED_CHANNEL)
 
-        self._write(txn, concurrent=True)
-        self._forget_run(lease.run_id)  # the run leaves this worker
+        return txn

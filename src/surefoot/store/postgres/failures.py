@@ -52,6 +52,7 @@ class FailureMixin(ExecutionMixin):
             )
 
         self._write(txn)
+        self._gave_status(lease.run_id, "compensating")
 
     def commit_compensation(
         self,

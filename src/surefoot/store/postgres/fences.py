@@ -16,11 +16,18 @@ made first would: the writes sent after the check are rolled back with it, and n
 commits. The group committer sends an item's deferred statements before the ``COMMIT``
 whenever they hold a check (``must_settle``), so no check is ever answered after the
 commit it guards.
+
+A run's end needs one thing more: the run's status before it, for its audit entry. The
+worker knows the status it last gave the run (a leased run's status is changed by its
+lease holder only), so the end's check carries that status too, and a run found in
+another status raises :class:`StatusChanged` for that write alone: the end is then made
+again with the run read first, as a check made first would have read it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -32,9 +39,21 @@ from surefoot.errors import LeaseLostError
 # Locks the run like the check made first, and reads the transaction id with it (the
 # row lock assigns one), which a lost answer to COMMIT is looked up by.
 CHECK_SQL = (
-    "SELECT lease_owner, lease_epoch, pg_current_xact_id()::text AS surefoot_xid"
+    "SELECT lease_owner, lease_epoch, status, pg_current_xact_id()::text AS surefoot_xid"
     " FROM runs WHERE run_id = %s FOR UPDATE"
 )
+
+
+class StatusChanged(Exception):  # noqa: N818 - a signal to write again, not a failure
+    """The run is not in the status the check expected: nothing was written."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """A deferred lease check: the lease, and the status the run must be in (None: any)."""
+
+    lease: Lease
+    status: str | None = None
 
 
 def lost(lease: Lease) -> LeaseLostError:
@@ -53,39 +72,48 @@ def holds(row: Mapping[str, Any] | None, lease: Lease) -> bool:
     )
 
 
+def in_status(row: Mapping[str, Any], status: str | None) -> bool:
+    """Whether the run's row is in ``status`` (any, when None)."""
+    return status is None or row["status"] == status
+
+
 def send(
     cur: psycopg.Cursor[DictRow],
     statements: Sequence[tuple[str, Any]],
-    checks: Mapping[int, Lease],
+    checks: Mapping[int, Check],
 ) -> str | None:
     """Run ``statements`` in one round trip; ``checks`` maps the index of each lease
-    check among them to its lease. Raises :class:`LeaseLostError` if one fails (also when
-    a statement after it failed too: the refused lease is the cause); returns the
-    transaction id a check read, if any."""
+    check among them to what it checks. Raises :class:`LeaseLostError` if one fails (also
+    when a statement after it failed too: the refused lease is the cause), or
+    :class:`StatusChanged`; returns the transaction id a check read, if any."""
     conn = cur.connection
-    sent: list[tuple[psycopg.Cursor[DictRow], Lease]] = []
+    sent: list[tuple[psycopg.Cursor[DictRow], Check]] = []
     try:
         with conn.pipeline():
             for index, statement in enumerate(statements):
-                lease = checks.get(index)
-                if lease is None:
+                expected = checks.get(index)
+                if expected is None:
                     cur.execute(*statement)
                     continue
                 check = conn.cursor(row_factory=dict_row)
                 check.execute(*statement)
-                sent.append((check, lease))
+                sent.append((check, expected))
     except psycopg.Error:
-        for check, lease in sent:
-            if _answered_lost(check, lease):
-                raise lost(lease) from None
+        for check, expected in sent:
+            if _answered_lost(check, expected.lease):
+                raise lost(expected.lease) from None
         raise
     xid: str | None = None
-    for check, lease in sent:
+    for check, expected in sent:
         row = check.fetchone()
         check.close()
-        if not holds(row, lease):
-            raise lost(lease)
+        if not holds(row, expected.lease):
+            raise lost(expected.lease)
         assert row is not None
+        if not in_status(row, expected.status):
+            raise StatusChanged(
+                f"run {expected.lease.run_id} is {row['status']}, not {expected.status}"
+            )
         xid = row["surefoot_xid"]
     return xid
 

@@ -359,7 +359,7 @@ class LeaseMixin(IntakeMixin):
                     ),
                     now,
                 )
-                self._known_run(run.run_id, run.correlation_id)
+                self._known_run(run.run_id, run.correlation_id, run.status.value)
                 claimed.append(
                     ClaimedRun(
                         run,
