@@ -150,7 +150,10 @@ class WatchedFile:
         self.looks += 1
         return self.version
 
-    def close(self) -> None:
+    def __enter__(self) -> WatchedFile:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
         self.watcher.close()
 
 
@@ -159,20 +162,16 @@ def looks_after_a_commit_is_seen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     not read yet (no timer can make it look: only a write of the file can)."""
     monkeypatch.setattr(watch, "MIN_INTERVAL_S", 60.0)
     monkeypatch.setattr(watch, "MAX_INTERVAL_S", 60.0)
-    watched = WatchedFile(tmp_path)
-    try:
-        with watched.wal.open("ab", buffering=0) as commit:
-            first = watched.looks
-            commit.write(b"first page")  # the watcher reads this write and looks closely
-            wait_until(lambda: watched.looks >= first + 2, "close looks")
-            commit.write(b"last page")  # left unread while it looks closely
-            watched.version += 1  # the commit shows
-            assert watched.woken.wait(10.0)
-            seen = watched.looks
-            time.sleep(0.1)
-            return watched.looks - seen
-    finally:
-        watched.close()
+    with WatchedFile(tmp_path) as watched, watched.wal.open("ab", buffering=0) as commit:
+        first = watched.looks
+        commit.write(b"first page")  # the watcher reads this write and looks closely
+        wait_until(lambda: watched.looks >= first + 2, "close looks")
+        commit.write(b"last page")  # left unread while it looks closely
+        watched.version += 1  # the commit shows
+        assert watched.woken.wait(10.0)
+        seen = watched.looks
+        time.sleep(0.1)
+        return watched.looks - seen
 
 
 @linux_only
@@ -235,15 +234,12 @@ def test_own_commit_looks_negative_control(tmp_path: Path, monkeypatch: pytest.M
 def looks_after_a_write_elsewhere(directory: Path, waiting: Callable[[], bool]) -> int:
     """The looks a watcher makes in the 0.1 s after another process's write whose commit
     does not show (no timer can make it look: only a write of the file)."""
-    watched = WatchedFile(directory, waiting)
-    try:
+    with WatchedFile(directory, waiting) as watched:
         first = watched.looks
         with watched.wal.open("ab", buffering=0) as commit:
             commit.write(b"a page")
         time.sleep(0.1)
         return watched.looks - first
-    finally:
-        watched.close()
 
 
 @linux_only

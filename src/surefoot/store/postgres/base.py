@@ -244,10 +244,10 @@ class PostgresBase:
         self._lost_at = 0.0
         # What each open write transaction leaves for its end, by id of its cursor.
         self._txns: dict[int, _TxnEnd] = {}
-        # Each leased run's correlation id (it never changes), from its claim or its row:
-        # a write that knows it can send its lease check with its writes (``fences``).
-        self._correlations: dict[str, str | None] = {}
-        self._statuses: dict[str, str] = {}  # of the same runs, as this worker last knew it
+        # Each leased run's correlation id (it never changes) and the status this worker
+        # last saw it in or gave it, from its claim or its row: a write that knows them
+        # can send its lease check with its writes (``fences``).
+        self._leased: dict[str, tuple[str | None, str]] = {}
         # Write transactions run in batches on the callers' threads: one at a time, or up
         # to ``BATCHES_WHEN_ALONE`` of runs' own writes once this process is a worker that
         # finds itself the only live one (``_live_workers_seen``).
@@ -538,7 +538,8 @@ class PostgresBase:
         For a write that only defers statements; with ``status``, the run must be in it
         too (else :class:`~surefoot.store.postgres.fences.StatusChanged`). Without the
         correlation id at hand, the lease is checked at once, as :meth:`_fence_txn` does."""
-        if lease.run_id not in self._correlations:
+        known = self._leased.get(lease.run_id)
+        if known is None:
             row = self._fence_txn(cur, lease)
             if not fences.in_status(row, status):
                 raise fences.StatusChanged(f"run {lease.run_id} is {row['status']}")
@@ -547,29 +548,28 @@ class PostgresBase:
         end = self._end_of(cur)
         end.checks[len(end.later)] = fences.Check(lease, status)
         end.later.append((fences.CHECK_SQL, (lease.run_id,)))
-        return self._correlations.get(lease.run_id)
+        return known[0]
 
     def _known_run(self, run_id: str, correlation_id: str | None, status: str) -> None:
         """Remember a leased run's correlation id and the status it was last seen in or
         given by this worker (forgotten when it ends or waits)."""
-        if len(self._correlations) >= MAX_KNOWN_RUNS:
-            self._correlations.clear()  # a bound, not a cache policy: it refills from claims
-            self._statuses.clear()
-        self._correlations[run_id] = correlation_id
-        self._statuses[run_id] = status
+        if len(self._leased) >= MAX_KNOWN_RUNS:
+            self._leased.clear()  # a bound, not a cache policy: it refills from claims
+        self._leased[run_id] = (correlation_id, status)
 
     def _known_status(self, run_id: str) -> str | None:
         """The status this worker last saw its leased run in, or gave it (None: unknown)."""
-        return self._statuses.get(run_id) if run_id in self._correlations else None
+        known = self._leased.get(run_id)
+        return None if known is None else known[1]
 
     def _gave_status(self, run_id: str, status: str) -> None:
         """This worker committed ``status`` for its leased run."""
-        if run_id in self._correlations:
-            self._statuses[run_id] = status
+        known = self._leased.get(run_id)
+        if known is not None:
+            self._leased[run_id] = (known[0], status)
 
     def _forget_run(self, run_id: str) -> None:
-        self._correlations.pop(run_id, None)
-        self._statuses.pop(run_id, None)
+        self._leased.pop(run_id, None)
 
     def _end_of(self, cur: Cursor) -> _TxnEnd:
         end = self._txns.get(id(cur))
