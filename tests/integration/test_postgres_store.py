@@ -48,6 +48,7 @@ from surefoot.store.migrations import load_migrations, schema_sql
 from surefoot.store.postgres import PostgresStore
 from surefoot.store.postgres.base import NOTIFY_CHANNEL
 from tests import postgres_support
+from tests.integration.support.lost_commit import lose_next_commit_answer
 from tests.postgres_support import PostgresServer
 
 pytestmark = pytest.mark.postgres
@@ -356,21 +357,7 @@ def test_a_write_whose_commit_answer_is_lost_is_applied_exactly_once(
     (claimed,) = store.claim("w", workflows=["flow"], queues=None, limit=1, lease_s=30, now=T0)
     head_before = store.audit_head()
     assert head_before is not None
-    real_commit = psycopg.Connection.commit
-    lost: list[bool] = []
-
-    def commit_then_lose_the_answer(conn: psycopg.Connection[Any]) -> None:
-        if lost:
-            real_commit(conn)
-            return
-        lost.append(True)
-        if committed:
-            real_commit(conn)
-        else:
-            conn.rollback()
-        raise psycopg.OperationalError("server closed the connection unexpectedly")
-
-    monkeypatch.setattr(psycopg.Connection, "commit", commit_then_lose_the_answer)
+    lost = lose_next_commit_answer(monkeypatch, committed=committed)
     # Re-running this insert after it committed would break the attempts' primary key.
     store.begin_attempt(claimed.lease, _attempt(claimed.lease, T0))
     monkeypatch.undo()

@@ -2,7 +2,10 @@
 
 Transactions: writers run at READ COMMITTED and lock what they change
 (``SELECT ... FOR UPDATE`` on the run row, which is what fences a lease);
-readers run at REPEATABLE READ, READ ONLY, so one read sees one snapshot.
+readers run at REPEATABLE READ, READ ONLY, so one read sees one snapshot (a
+read of one statement is sent alone: it sees one anyway). Each transaction's
+``BEGIN`` is sent with its first statement and its ``COMMIT`` with its last
+ones, not in round trips of their own (see :mod:`surefoot.store.postgres.connection`).
 The write transactions of a process that wait at the same time share one
 PostgreSQL transaction and one ``COMMIT`` (see
 :mod:`surefoot.store.postgres.group_commit`); each caller still gets only its
@@ -42,12 +45,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, LiteralString, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 from weakref import WeakKeyDictionary
 
 import psycopg
-from psycopg import IsolationLevel
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
@@ -64,7 +66,7 @@ from surefoot.errors import (
 )
 from surefoot.store.base import SCHEMA_VERSION
 from surefoot.store.migrations import SCHEMA_TABLE_DDL, load_migrations
-from surefoot.store.postgres import audit, fences
+from surefoot.store.postgres import audit, connection, fences
 from surefoot.store.postgres.group_commit import GroupCommitter, Work
 
 T = TypeVar("T")
@@ -213,7 +215,7 @@ class _TxnEnd:
 class _Checkout:
     """A pooled connection lent to one attempt, and whether it must not be reused."""
 
-    conn: psycopg.Connection[Any]
+    conn: connection.Connection
     discard: bool = False
 
 
@@ -263,8 +265,12 @@ class PostgresBase:
             psycopg.connect(self._conninfo).close()
         except psycopg.Error as exc:
             raise StoreUnavailableError(f"cannot reach {self.safe_url}: {exc}") from exc
-        self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
+        # Autocommit for psycopg: the store begins each transaction itself, with the
+        # transaction's first statement (see ``connection``).
+        self._pool: ConnectionPool[connection.Connection] = ConnectionPool(
             self._conninfo,
+            connection_class=connection.Connection,
+            kwargs={"autocommit": True, "cursor_factory": connection.Cursor},
             min_size=min_size,
             max_size=max_size,
             open=False,
@@ -356,7 +362,7 @@ class PostgresBase:
         with self._opened_lock:
             self._opened_at[conn] = time.monotonic()
 
-    def _checkout(self) -> psycopg.Connection[Any]:
+    def _checkout(self) -> connection.Connection:
         """A pooled connection opened after the last connection loss, if one comes soon."""
         for _ in range(self._max_size):
             conn = self._pool.getconn()
@@ -383,6 +389,7 @@ class PostgresBase:
                     self._lost_at = time.monotonic()
             raise
         finally:
+            connection.forget(conn)
             if held.discard:
                 conn.close()
             elif not conn.broken and conn.info.transaction_status != TransactionStatus.IDLE:
@@ -395,12 +402,20 @@ class PostgresBase:
     def _read_once(self, fn: Callable[[Cursor], T]) -> T:
         with self._connection() as held:
             conn = held.conn
-            conn.isolation_level = IsolationLevel.REPEATABLE_READ
-            conn.read_only = True
+            connection.begin(conn, connection.REPEATABLE_READ_ONLY)
             with conn.cursor(row_factory=dict_row) as cur:
                 result = fn(cur)
                 conn.commit()
             return result
+
+    def _read_row(self, query: LiteralString, params: Any) -> Row | None:
+        """The first row of one read-only statement, sent alone (no transaction around
+        it: one statement sees one snapshot anyway), in one round trip."""
+        return self._run(lambda _deadline: self._read_row_once(query, params))
+
+    def _read_row_once(self, query: LiteralString, params: Any) -> Row | None:
+        with self._connection() as held, held.conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(query, params).fetchone()
 
     def _write_batch(self, batch: Sequence[Work[Cursor, Any]]) -> None:
         """Commit the functions of ``batch`` that do not fail, in one transaction."""
@@ -413,10 +428,9 @@ class PostgresBase:
         exactly what the committed functions left."""
         with self._connection() as held:
             conn = held.conn
-            conn.isolation_level = IsolationLevel.READ_COMMITTED
-            conn.read_only = False
             with conn.cursor(row_factory=dict_row) as cur:
                 while not all(work.failed for work in batch):
+                    connection.begin(conn, connection.READ_COMMITTED)
                     end = _TxnEnd()
                     self._txns[id(cur)] = end
                     try:
@@ -455,11 +469,11 @@ class PostgresBase:
             return
         # The deferred writes, the wake-ups, the audit entries with the head, and COMMIT
         # in one round trip: the head is locked only while the server runs them. An error
-        # in any of them aborts the COMMIT and is raised here.
+        # in any of them aborts the COMMIT and is raised here, as the pipeline ends.
         with conn.pipeline():
             for statement in last:
                 cur.execute(*statement)
-            conn.commit()
+            cur.execute("COMMIT", prepare=False)
 
     def _committed(self, xid: str, deadline: float) -> bool:
         """After a ``COMMIT`` whose answer was lost: did the transaction commit?"""

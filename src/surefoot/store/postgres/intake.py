@@ -204,15 +204,11 @@ class IntakeMixin(PostgresBase, RunIntake[Cursor]):
 
     # -- lookup -------------------------------------------------------------------------
     def get_run(self, run_id: str) -> RunRecord | None:
-        row = self._read(
-            lambda cur: cur.execute("SELECT * FROM runs WHERE run_id = %s", (run_id,)).fetchone()
-        )
+        row = self._read_row("SELECT * FROM runs WHERE run_id = %s", (run_id,))
         return rows.run_from_row(row) if row else None
 
     def find_run(self, run_id_or_key: str) -> RunRecord | None:
-        row = self._read(
-            lambda cur: cur.execute(_RUN_BY_ID_OR_KEY, {"ref": run_id_or_key}).fetchone()
-        )
+        row = self._read_row(_RUN_BY_ID_OR_KEY, {"ref": run_id_or_key})
         return rows.run_from_row(row) if row else None
 
     def load_history(self, run_id: str) -> History:

@@ -1,0 +1,111 @@
+"""Round trips of the PostgreSQL store's transactions (``store/postgres/connection.py``).
+
+A transaction's ``BEGIN`` travels with its first statement and its ``COMMIT`` with its
+last ones, so an unloaded run costs the round trips its statements need and no more: the
+client's start two (its insert, then the audit entry with ``COMMIT``), a lookup one, a
+claim three, a run's end two (its lease check with its writes, then the audit entry with
+``COMMIT``). Counted from libpq's protocol trace of every connection the store opens: a
+round trip ends with the server's ``ReadyForQuery``.
+
+The negative control sends each ``BEGIN`` on its own, waiting for its answer, as psycopg
+does by itself: every count rises by one, which the same assertions catch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import pq
+
+from surefoot.domain.status import RunStatus
+from surefoot.store.base import RunEnd
+from surefoot.store.postgres import PostgresStore, connection
+from surefoot.store.postgres.base import PostgresBase
+from tests import postgres_support
+from tests.contract.support import ACTOR, T0, at, claim_one, new_run
+
+pytestmark = pytest.mark.postgres
+
+postgres_server = postgres_support.postgres_server
+postgres_url = postgres_support.postgres_url
+
+
+class Traced:
+    """A store whose every connection writes libpq's protocol trace to one file."""
+
+    def __init__(self, url: str, trace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._file = trace.open("w")
+        self._path = trace
+        opened = PostgresBase._opened
+
+        def traced(base: PostgresBase, conn: psycopg.Connection[Any]) -> None:
+            opened(base, conn)
+            conn.pgconn.trace(self._file.fileno())
+            conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+
+        monkeypatch.setattr(PostgresBase, "_opened", traced)
+        self.store = PostgresStore(url)
+
+    def round_trips(self, operation: Callable[[], object]) -> int:
+        """How many times the server said it was ready for more while ``operation`` ran."""
+        before = self._ready()
+        operation()
+        return self._ready() - before
+
+    def _ready(self) -> int:
+        self._file.flush()
+        return sum("\tReadyForQuery\t" in line for line in self._path.read_text().splitlines())
+
+    def close(self) -> None:
+        self.store.close()
+        self._file.close()
+
+
+@pytest.fixture
+def traced(postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Traced]:
+    opened = Traced(postgres_url, tmp_path / "libpq.trace", monkeypatch)
+    yield opened
+    opened.close()
+
+
+def round_trips_of_one_run(traced: Traced) -> dict[str, int]:
+    store = traced.store
+    store.create_run(new_run(), T0, ACTOR)  # connections opened and statements prepared
+    claim_one(store, "w", T0)
+    run = new_run()
+    counts = {"start": traced.round_trips(lambda: store.create_run(run, T0, ACTOR))}
+    counts["lookup"] = traced.round_trips(lambda: store.get_run(run.run_id))
+    claimed: list[Any] = []
+    counts["claim"] = traced.round_trips(lambda: claimed.append(claim_one(store, "w", at(1))))
+    lease = claimed[0].lease
+    end = RunEnd(RunStatus.SUCCEEDED, output='"done"')
+    counts["end"] = traced.round_trips(lambda: store.finish_run(lease, end, at(2)))
+    finished = store.get_run(run.run_id)
+    assert finished is not None
+    assert finished.status is RunStatus.SUCCEEDED
+    return counts
+
+
+EXPECTED = {"start": 2, "lookup": 1, "claim": 3, "end": 2}
+
+
+def test_a_transaction_begins_and_commits_in_the_round_trips_of_its_statements(
+    traced: Traced,
+):
+    assert round_trips_of_one_run(traced) == EXPECTED
+
+
+def test_a_begin_sent_on_its_own_is_caught(traced: Traced, monkeypatch: pytest.MonkeyPatch):
+    # Negative control: each transaction's BEGIN sent alone, answered before its first
+    # statement goes (what psycopg does when it opens transactions itself).
+    def begin_at_once(conn: psycopg.Connection[Any], statement: str) -> None:
+        conn.execute(statement)
+
+    monkeypatch.setattr(connection, "begin", begin_at_once)
+    counts = round_trips_of_one_run(traced)
+    assert counts != EXPECTED
+    assert counts == {"start": 3, "lookup": 1, "claim": 4, "end": 3}
