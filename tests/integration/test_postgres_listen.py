@@ -24,6 +24,7 @@ from surefoot.store.postgres import PostgresStore, listen
 from surefoot.store.postgres import execution as pg_execution
 from surefoot.store.postgres.base import NOTIFY_CHANNEL
 from tests import postgres_support
+from tests.contract.support import ACTOR, T0, new_run
 from tests.postgres_support import PostgresServer
 
 pytestmark = pytest.mark.postgres
@@ -251,6 +252,70 @@ def test_an_idle_worker_makes_no_claims_between_polls(
     time.sleep(1.5)
 
     assert claims.count == before, "the listener woke the worker with nothing to do"
+
+
+# -- this process's own notifications --------------------------------------------------------------
+class WakeCounter:
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self._lock:
+            self.count += 1
+
+
+def subscribed_and_settled(store: PostgresStore, postgres_url: str) -> WakeCounter:
+    """A subscriber to ``store``'s wake-ups, once the wake-up after LISTEN has come."""
+    woken = WakeCounter()
+    store.subscribe(woken)
+    wait_listening(postgres_url)
+    wait_until(lambda: woken.count, timeout_s=10, what="the wake-up after LISTEN")
+    time.sleep(0.3)
+    return woken
+
+
+def own_run_wakes(store: PostgresStore, postgres_url: str, *, settle_s: float) -> tuple[int, int]:
+    """Wake-ups of a subscriber of ``store`` by a run the store itself created: by the
+    time ``create_run`` returned, and in all once ``settle_s`` passed (or a second came)."""
+    woken = subscribed_and_settled(store, postgres_url)
+    before = woken.count
+    store.create_run(new_run(), T0, ACTOR)
+    at_return = woken.count - before
+    deadline = time.monotonic() + settle_s
+    while time.monotonic() < deadline and woken.count - before < 2:
+        time.sleep(0.02)
+    return at_return, woken.count - before
+
+
+def test_a_run_this_store_created_wakes_its_subscribers_once_as_it_commits(
+    store: PostgresStore, postgres_url: str
+):
+    # Told as the commit returns, and not again when the server's NOTIFY reaches the
+    # listener (a worker in this process would otherwise make a second, empty claim).
+    assert own_run_wakes(store, postgres_url, settle_s=1.0) == (1, 1)
+
+
+def test_a_listener_that_heeds_this_stores_own_notifications_is_caught(
+    store: PostgresStore, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    # Negative control: the server's word of the store's own commit wakes again (perhaps
+    # even before ``create_run`` returns).
+    assert store._listener is not None
+    monkeypatch.setattr(store._listener, "_own", lambda _pid: False)
+    at_return, in_all = own_run_wakes(store, postgres_url, settle_s=10.0)
+    assert at_return >= 1
+    assert in_all == 2
+
+
+def test_a_notification_from_another_connection_still_wakes(
+    store: PostgresStore, postgres_url: str
+):
+    woken = subscribed_and_settled(store, postgres_url)
+    before = woken.count
+    with psycopg.connect(postgres_url, autocommit=True) as other:
+        other.execute(f"NOTIFY {NOTIFY_CHANNEL}, 'default'")
+    wait_until(lambda: woken.count > before, timeout_s=10, what="the other connection's NOTIFY")
 
 
 # -- losing the listening connection ---------------------------------------------------------------

@@ -5,8 +5,9 @@ chain), ``intake`` (new runs, events, lookups), ``leases`` (claims, heartbeats),
 ``execution`` (fenced writes of a running execution), ``failures`` (compensation,
 circuit breakers), ``operators`` (dead-letter, reviews, cancel, fork, queues, audit),
 ``access`` (users, API tokens, console sessions), ``stats`` (counts for metrics, alerts
-and readiness; alert events), and beside them ``listen`` (wake-ups by ``LISTEN``, on a
-connection of their own).
+and readiness; alert events), and beside them ``connection`` (pooled connections whose
+transactions begin with their first statement) and ``listen`` (wake-ups by ``LISTEN``,
+on a connection of their own).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 
 from surefoot.errors import StoreError
 from surefoot.store.postgres.access import AccessMixin
-from surefoot.store.postgres.base import FINISHED_CHANNEL
+from surefoot.store.postgres.base import FINISHED_CHANNEL, NOTIFY_CHANNEL
 from surefoot.store.postgres.listen import Listener
 from surefoot.store.postgres.operators import OperatorMixin
 from surefoot.store.postgres.stats import StatsMixin
@@ -38,8 +39,10 @@ class PostgresStore(OperatorMixin, AccessMixin, StatsMixin):
         super().__init__(
             url, auto_migrate=auto_migrate, create=create, min_size=min_size, max_size=max_size
         )
-        self._listener = Listener(self._conninfo, self.safe_url)
-        self._finished = Listener(self._conninfo, self.safe_url, channel=FINISHED_CHANNEL)
+        self._listener = Listener(self._conninfo, self.safe_url, own=self.is_own_backend)
+        self._finished = Listener(
+            self._conninfo, self.safe_url, channel=FINISHED_CHANNEL, own=self.is_own_backend
+        )
 
     def subscribe(
         self,
@@ -66,6 +69,12 @@ class PostgresStore(OperatorMixin, AccessMixin, StatsMixin):
         if self._finished is None:
             raise StoreError(f"{self.safe_url}: the store is not open")
         return self._finished.subscribe(wake)
+
+    def _notified(self, channels: set[str]) -> None:
+        if NOTIFY_CHANNEL in channels and self._listener is not None:
+            self._listener.wake()
+        if FINISHED_CHANNEL in channels and self._finished is not None:
+            self._finished.wake()
 
     def close(self) -> None:
         for listener in (self._listener, self._finished):

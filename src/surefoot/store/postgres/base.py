@@ -243,6 +243,8 @@ class PostgresBase:
         # pg_terminate_backend) and replaced without being tried.
         self._opened_at: WeakKeyDictionary[psycopg.Connection[Any], float] = WeakKeyDictionary()
         self._opened_lock = threading.Lock()
+        # The server process of each, to tell this store's notifications from others'.
+        self._backends: WeakKeyDictionary[psycopg.Connection[Any], int] = WeakKeyDictionary()
         self._lost_at = 0.0
         # What each open write transaction leaves for its end, by id of its cursor.
         self._txns: dict[int, _TxnEnd] = {}
@@ -361,6 +363,21 @@ class PostgresBase:
     def _opened(self, conn: psycopg.Connection[Any]) -> None:
         with self._opened_lock:
             self._opened_at[conn] = time.monotonic()
+            self._backends[conn] = conn.info.backend_pid
+
+    def is_own_backend(self, pid: int) -> bool:
+        """Whether ``pid`` is the server process of one of this store's open connections
+        (whose notifications this store has already told its own listeners of)."""
+        with self._opened_lock:
+            return any(
+                backend == pid and not (conn.closed or conn.broken)
+                for conn, backend in self._backends.items()
+            )
+
+    def _notified(self, channels: set[str]) -> None:
+        """A transaction of this store that sent ``NOTIFY`` on ``channels`` has committed:
+        tell this process's listeners now (they ignore the server's word of it, which
+        comes later; see :meth:`is_own_backend`)."""
 
     def _checkout(self) -> connection.Connection:
         """A pooled connection opened after the last connection loss, if one comes soon."""
@@ -450,9 +467,9 @@ class PostgresBase:
                         if xid is None or not is_transient(exc):
                             raise
                         held.discard = True
-                        if self._committed(xid, deadline):
-                            return
-                        raise
+                        if not self._committed(xid, deadline):
+                            raise
+                    self._notified({channel for channel, _ in end.notify})
                     return
 
     def _commit(self, conn: psycopg.Connection[Any], cur: Cursor, end: _TxnEnd) -> None:

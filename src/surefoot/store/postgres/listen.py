@@ -5,7 +5,11 @@ and a worker that ends a run sends ``NOTIFY surefoot_finished`` for the clients 
 for results. A :class:`Listener` holds one dedicated connection (autocommit, outside the
 pool) that listens on one channel, in a daemon thread started by the first subscriber
 and stopped when the last one leaves. Every batch of notifications calls each
-subscriber's ``wake()`` once; the worker's claim loop then looks for work.
+subscriber's ``wake()`` once; the worker's claim loop then looks for work. The
+notifications of the store's own connections are told of by the store as their
+transactions commit (:meth:`Listener.wake`), sooner than the server would, and ignored
+when the server's word of them comes: a worker in the process that started a run is
+woken once for it, not twice (a second, empty claim).
 
 The thread outlives any error: a lost connection, a server restart or failover,
 ``pg_terminate_backend``. It backs off with jitter (0.1 s doubling to 5 s),
@@ -72,8 +76,18 @@ class _Session:
 class Listener:
     """Fans ``NOTIFY`` on one channel out to subscribers, over one reconnecting connection."""
 
-    def __init__(self, conninfo: str, safe_url: str, *, channel: str = NOTIFY_CHANNEL) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        safe_url: str,
+        *,
+        channel: str = NOTIFY_CHANNEL,
+        own: Callable[[int], bool] = lambda _pid: False,
+    ) -> None:
+        """``own`` tells whether a server process is one of this process's, whose
+        notifications its store has already told of (:meth:`wake`): they are ignored."""
         self._conninfo = conninfo
+        self._own = own
         self._safe_url = safe_url
         self._password = str(conninfo_to_dict(conninfo).get("password") or "")
         self._statement = sql.SQL("LISTEN {}").format(sql.Identifier(channel))
@@ -101,6 +115,11 @@ class Listener:
             self._unsubscribe(token)
 
         return unsubscribe
+
+    def wake(self) -> None:
+        """Wake every subscriber now: this process committed a notification on the channel
+        (the server's word of it is ignored when it comes)."""
+        self._wake_all()
 
     def close(self) -> None:
         """Drop every subscriber and stop the thread; later subscriptions are refused."""
@@ -163,7 +182,9 @@ class Listener:
             selector.register(session.interrupt[0], selectors.EVENT_READ)
             while not session.stopping.is_set():
                 # timeout=0: read what has arrived, never block; the selector does the waiting.
-                if list(conn.notifies(timeout=0)):
+                # This process's own notifications were told of as they committed.
+                senders = {notify.pid for notify in conn.notifies(timeout=0)}
+                if any(not self._own(pid) for pid in senders):
                     self._wake_all()
                 selector.select()
 
