@@ -516,6 +516,31 @@ def test_sleeping_run_is_claimable_only_from_its_wake_time(store):
     assert claim_one(store, "w1", at(30)).run.run_id == record.run_id
 
 
+def test_next_due_is_the_soonest_wake_or_lease_expiry_of_the_workflows_asked_for(store):
+    assert store.next_due("w2", workflows=["flow"], now=T0) is None
+    store.create_run(new_run(), T0, ACTOR)
+    store.create_run(new_run(), T0, ACTOR)
+    store.create_run(new_run("other"), T0, ACTOR)
+    lease = claim_one(store, "w1", T0).lease  # the sleeper's
+    store.suspend(lease, Suspension(RunStatus.WAITING, "sleep", wake_at=at(30)), at(1))
+    held = claim_one(store, "w1", at(2)).run  # leased by w1 until 2 + LEASE_S
+    claim_one(store, "w1", at(2), workflows=["other"])  # the same, of another workflow
+    assert held.lease_expires_at == at(2 + LEASE_S)
+
+    def due(worker: str, now: float, workflows: tuple[str, ...] = ("flow",)) -> object:
+        return store.next_due(worker, workflows=list(workflows), now=at(now))
+
+    assert due("w2", 3) == at(2 + LEASE_S)
+    assert due("w2", 3, ("other",)) == at(2 + LEASE_S)
+    # Only what falls due after ``now``: a moment already passed was for the claim.
+    assert due("w2", 2 + LEASE_S) == at(30)
+    assert due("w2", 30) is None
+    # A worker's own leases are renewed by its heartbeats: not due for it.
+    assert due("w1", 3) == at(30)
+    assert due("w2", 3, ("missing",)) is None
+    assert due("w2", 3, ()) is None
+
+
 def test_events_are_consumed_once_in_the_order_sent(store):
     record, _ = store.create_run(new_run(), T0, ACTOR)
     for n in (1, 2):

@@ -19,11 +19,20 @@ Drain: on SIGTERM the worker stops claiming, lets each run reach its next step
 boundary (where it is handed back, committed work intact), waits up to
 ``drain_timeout_s``, then releases whatever is still inside a step, recording
 those attempts as interrupted. It never walks away from a leased run silently.
+
+Waking up: a commit that makes a run claimable wakes the worker (see the stores'
+``subscribe``); what becomes claimable by time alone (a durable wait falling due, a
+dead worker's lease expiring) announces itself to nobody. A worker with room for more
+that found nothing more to claim asks the store when the next such moment is
+(``next_due``, at most every ``DUE_LOOK_S``) and sleeps until then if it comes before
+its next poll, so a sleep ends and a dead worker's runs are taken over on time, not up
+to ``poll_interval_s`` late.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import threading
@@ -32,6 +41,7 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
@@ -49,6 +59,8 @@ log = logging.getLogger("surefoot.worker")
 # A worker checks for dead workers on its host at start, then with its heartbeats but at
 # most this often.
 DEAD_WORKER_CHECK_S = 1.0
+# A worker waiting for work asks the store when the next run falls due at most this often.
+DUE_LOOK_S = 0.05
 _PROC = Path("/proc")
 
 
@@ -169,6 +181,9 @@ class Worker:
         self._exit_process_after_drain = False
         self._process: HostProcess | None = None
         self._dead_checked_at = 0.0
+        # When the next run falls due by time alone, as last asked (``_wait_s``), and when.
+        self._due: datetime | None = None
+        self._due_looked_at = -math.inf
         self._until_idle = False
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -269,6 +284,7 @@ class Worker:
                 free = self.concurrency - len(self._active)
                 caps = self._worker_caps()
             claimed: list[ClaimedRun] = []
+            now = utc_now()
             if free > 0:
                 # A wake-up that came before this claim is answered by it: what woke the
                 # worker was committed before the wake, so the claim sees it. Cleared
@@ -283,7 +299,7 @@ class Worker:
                         queues=self.queues,
                         limit=free,
                         lease_s=self.settings.lease_s,
-                        now=utc_now(),
+                        now=now,
                         caps=caps,
                         global_concurrency=global_limits,
                     )
@@ -305,8 +321,30 @@ class Worker:
                 idle = not self._active
             if until_idle and idle and not claimed:
                 return
-            self._wake.wait(self.settings.poll_interval_s)
+            self._wake.wait(self._wait_s(free - len(claimed), workflows, now))
             self._wake.clear()
+
+    def _wait_s(self, room: int, workflows: Sequence[str], claimed_at: datetime) -> float:
+        """How long to wait for a wake-up before claiming again: the poll interval, or
+        less if a run falls due sooner by time alone (only with ``room`` for it)."""
+        poll = self.settings.poll_interval_s
+        if room <= 0 or not workflows:
+            return poll  # a finishing run wakes the worker when it has room again
+        looked_at = time.monotonic()
+        if looked_at - self._due_looked_at >= DUE_LOOK_S:
+            self._due_looked_at = looked_at
+            try:
+                self._due = self.app.runtime.store.next_due(
+                    self.worker_id, workflows=workflows, now=claimed_at
+                )
+            except StoreError:
+                log.exception("looking for the next run due failed; polling")
+                self._due = None
+        if self._due is None or self._due <= claimed_at:
+            # Nothing falls due, or what did was there for the claim that just ran and was
+            # not for this worker (a paused queue, a partition key's turn, a renewed lease).
+            return poll
+        return min(poll, max(0.0, (self._due - utc_now()).total_seconds()))
 
     def _has_room(self) -> bool:
         return len(self._active) < self.concurrency
@@ -349,6 +387,9 @@ class Worker:
             # slot (or an --until-idle worker may now stop). Otherwise its end frees
             # nothing a claim could use: new runs wake the worker themselves, and runs that
             # fall due are found by the poll, so an empty claim is not worth its write.
+            if not ended:
+                # It may wait for a moment now: ask for the next one due afresh.
+                self._due_looked_at = -math.inf
             if (
                 not ended
                 or was_full

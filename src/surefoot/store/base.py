@@ -206,6 +206,16 @@ class Store(Protocol):
         at once across all workers."""
         ...
 
+    def next_due(
+        self, worker_id: str, *, workflows: Sequence[str], now: datetime
+    ) -> datetime | None:
+        """The soonest moment after ``now`` at which a run of ``workflows`` becomes
+        claimable with no commit to announce it: a durable wait falling due, or the lease
+        of another worker expiring (None if none will). A worker with room for more sleeps
+        until then rather than until its next poll. Queues and partition keys are not
+        looked at: a moment that brings nothing only costs a look."""
+        ...
+
     def heartbeat(
         self, worker_id: str, leases: Sequence[Lease], lease_s: float, now: datetime
     ) -> tuple[set[str], set[str]]: ...

@@ -20,7 +20,7 @@ from surefoot.domain.records import AttemptRecord, AuditRecord, Lease, RunRecord
 from surefoot.domain.status import RunStatus
 from surefoot.store.base import ClaimedRun
 from surefoot.store.postgres import rows
-from surefoot.store.postgres.base import Cursor, Row, dumps_json, iso, one, ts
+from surefoot.store.postgres.base import Cursor, Row, dt, dumps_json, iso, one, ts
 from surefoot.store.postgres.intake import IntakeMixin, Sent
 
 
@@ -37,6 +37,15 @@ _CLAIMABLE = (
     ("pending", "status = 'pending'"),
     ("due", "status = 'waiting' AND wake_at IS NOT NULL AND wake_at <= %(now)s"),
     ("expired", "status IN ('running', 'compensating') AND lease_expires_at <= %(now)s"),
+)
+# When the next run of a set of workflows becomes claimable by time alone (``next_due``).
+_NEXT_DUE = (
+    "SELECT LEAST("
+    "(SELECT MIN(wake_at) FROM runs WHERE status = 'waiting' AND wake_at > %(now)s"
+    " AND workflow = ANY(%(workflows)s)),"
+    " (SELECT MIN(lease_expires_at) FROM runs WHERE status IN ('running', 'compensating')"
+    " AND lease_expires_at > %(now)s AND lease_owner IS DISTINCT FROM %(worker)s"
+    " AND workflow = ANY(%(workflows)s))) AS due"
 )
 _CLAIM_ORDER = " ORDER BY priority DESC, created_at LIMIT %(limit)s FOR UPDATE OF runs SKIP LOCKED"
 
@@ -283,6 +292,15 @@ class LeaseMixin(IntakeMixin):
             )
             self._notify_txn(cur, row["queue"])
         return [row["run_id"] for row in held]
+
+    def next_due(
+        self, worker_id: str, *, workflows: Sequence[str], now: datetime
+    ) -> datetime | None:
+        if not workflows:
+            return None
+        params = {"now": ts(now), "workflows": list(workflows), "worker": worker_id}
+        row = self._read_row(_NEXT_DUE, params)
+        return None if row is None else dt(row["due"])
 
     def claim(
         self,

@@ -21,7 +21,7 @@ from surefoot.domain.status import (
 from surefoot.store.base import ClaimedRun
 from surefoot.store.sqlite import rows
 from surefoot.store.sqlite.intake import IntakeMixin
-from surefoot.store.sqlite.values import dumps_json, ts
+from surefoot.store.sqlite.values import dt, dumps_json, ts
 
 T = TypeVar("T")
 
@@ -214,6 +214,25 @@ class LeasesMixin(IntakeMixin):
         return [row["run_id"] for row in held]
 
     # -- claiming ----------------------------------------------------------------------------
+    def next_due(
+        self, worker_id: str, *, workflows: Sequence[str], now: datetime
+    ) -> datetime | None:
+        if not workflows:
+            return None
+        marks = ",".join("?" * len(workflows))
+        row = self._read(
+            lambda cur: cur.execute(
+                f"SELECT MIN(due) FROM ("
+                f"SELECT MIN(wake_at) AS due FROM runs WHERE status = 'waiting'"
+                f" AND wake_at > ? AND workflow IN ({marks})"
+                f" UNION ALL SELECT MIN(lease_expires_at) FROM runs"
+                f" WHERE status IN ('running', 'compensating') AND lease_expires_at > ?"
+                f" AND lease_owner IS NOT ? AND workflow IN ({marks}))",
+                (ts(now), *workflows, ts(now), worker_id, *workflows),
+            ).fetchone()
+        )
+        return dt(row[0])
+
     def claim(
         self,
         worker_id: str,
