@@ -4,8 +4,9 @@ A transaction's ``BEGIN`` travels with its first statement and its ``COMMIT`` wi
 last ones, so an unloaded run costs the round trips its statements need and no more: the
 client's start two (its insert, then the audit entry with ``COMMIT``), a lookup one, a
 claim three, a run's end two (its lease check with its writes, then the audit entry with
-``COMMIT``). Counted from libpq's protocol trace of every connection the store opens: a
-round trip ends with the server's ``ReadyForQuery``.
+``COMMIT``), a claim that finds nothing two (it changed nothing, so it needs no transaction
+id before its ``COMMIT``). Counted from libpq's protocol trace of every connection the store
+opens: a round trip ends with the server's ``ReadyForQuery``.
 
 The negative control sends each ``BEGIN`` on its own, waiting for its answer, as psycopg
 does by itself: every count rises by one, which the same assertions catch.
@@ -87,10 +88,17 @@ def round_trips_of_one_run(traced: Traced) -> dict[str, int]:
     finished = store.get_run(run.run_id)
     assert finished is not None
     assert finished.status is RunStatus.SUCCEEDED
+    nothing: list[Any] = []
+    counts["empty claim"] = traced.round_trips(
+        lambda: nothing.extend(
+            store.claim("w", workflows=["flow"], queues=None, limit=1, lease_s=30, now=at(3))
+        )
+    )
+    assert nothing == []
     return counts
 
 
-EXPECTED = {"start": 2, "lookup": 1, "claim": 3, "end": 2}
+EXPECTED = {"start": 2, "lookup": 1, "claim": 3, "end": 2, "empty claim": 2}
 
 
 def test_a_transaction_begins_and_commits_in_the_round_trips_of_its_statements(
@@ -108,4 +116,4 @@ def test_a_begin_sent_on_its_own_is_caught(traced: Traced, monkeypatch: pytest.M
     monkeypatch.setattr(connection, "begin", begin_at_once)
     counts = round_trips_of_one_run(traced)
     assert counts != EXPECTED
-    assert counts == {"start": 3, "lookup": 1, "claim": 4, "end": 3}
+    assert counts == {"start": 3, "lookup": 1, "claim": 4, "end": 3, "empty claim": 3}

@@ -370,6 +370,17 @@ def test_a_write_whose_commit_answer_is_lost_is_applied_exactly_once(
     assert store.audit_entries(after_seq=0, limit=100)[-1].action == "attempt.started"
 
 
+def test_a_claim_that_found_nothing_and_lost_its_commit_answer_is_run_again(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+):
+    # It changed nothing, so it reads no transaction id: the lost answer re-runs it.
+    lost = lose_next_commit_answer(monkeypatch, committed=True)
+    claimed = store.claim("w", workflows=["flow"], queues=None, limit=1, lease_s=30, now=T0)
+    monkeypatch.undo()
+    assert lost == [True]
+    assert claimed == []
+
+
 def test_a_non_transient_error_is_a_store_error_with_its_cause(
     store: PostgresStore, postgres_url: str
 ):

@@ -204,6 +204,7 @@ class _TxnEnd:
     audit: list[tuple[AuditRecord, datetime]] = field(default_factory=list)
     notify: list[tuple[str, str]] = field(default_factory=list)  # (channel, payload)
     xid: str | None = None
+    unchanged: int = 0  # functions that said they changed no row (``_changed_nothing_txn``)
 
     @property
     def writes(self) -> bool:
@@ -457,10 +458,7 @@ class PostgresBase:
                     if failed is not None:
                         conn.rollback()
                         continue
-                    xid = (
-                        end.xid
-                        or one(cur.execute(_ASSIGNED_XID if end.writes else _CURRENT_XID))["xid"]
-                    )
+                    xid = self._transaction_id(cur, end, batch)
                     try:
                         self._commit(conn, cur, end)
                     except psycopg.Error as exc:
@@ -471,6 +469,19 @@ class PostgresBase:
                             raise
                     self._notified({channel for channel, _ in end.notify})
                     return
+
+    def _transaction_id(
+        self, cur: Cursor, end: _TxnEnd, batch: Sequence[Work[Cursor, Any]]
+    ) -> str | None:
+        """The id a lost ``COMMIT`` answer is looked up by: known from a statement that read
+        it, not needed when every function of the batch said it changed nothing (the
+        outcome of such a commit does not matter), else read now (None if unassigned)."""
+        if end.xid is not None:
+            return end.xid
+        if not end.writes and end.unchanged == sum(not work.failed for work in batch):
+            return None
+        xid: str | None = one(cur.execute(_ASSIGNED_XID if end.writes else _CURRENT_XID))["xid"]
+        return xid
 
     def _commit(self, conn: psycopg.Connection[Any], cur: Cursor, end: _TxnEnd) -> None:
         """Send what the transaction deferred to its end, and ``COMMIT``."""
@@ -607,6 +618,12 @@ class PostgresBase:
         if end is None:
             raise StoreError("only a write transaction can defer work to its end")
         return end
+
+    def _changed_nothing_txn(self, cur: Cursor) -> None:
+        """This transaction function changed no row (it may have locked some): whether its
+        transaction commits does not matter, so it needs no transaction id. Only for a
+        function that is sure of it; a lost ``COMMIT`` answer then re-runs the batch."""
+        self._end_of(cur).unchanged += 1
 
     def _note_xid_txn(self, cur: Cursor, xid: str) -> None:
         """The transaction's id, read by a statement it ran anyway (so not again)."""

@@ -322,6 +322,7 @@ class LeaseMixin(IntakeMixin):
                 cur, workflows, queues, limit, now, caps or {}, global_concurrency or {}
             )
             if not found:
+                self._changed_nothing_txn(cur)  # rows it locked and left are not changes
                 return []
             # A few statements for the whole claim, however many runs it takes: the
             # leases, the attempts their previous workers left open, and their histories.
