@@ -16,6 +16,8 @@ import surefoot as sf
 HOLD_FIRST_ATTEMPT_S = 120.0
 # How long ``sleeper`` waits durably: it never wakes during a benchmark.
 SLEEP_S = 3_600.0
+# How long ``nap`` waits durably: the timed wake-ups measure how late it ends.
+NAP_S = 0.1
 
 
 def build(store: str | None = None, **settings: Any) -> sf.App:
@@ -48,6 +50,11 @@ def build(store: str | None = None, **settings: Any) -> sf.App:
     @app.workflow
     def three_recorded_steps(ctx: sf.WorkflowContext, value: int) -> int:  # noqa: ARG001
         return recorded_noop(recorded_noop(recorded_noop(value)))
+
+    @app.workflow
+    def nap(ctx: sf.WorkflowContext, value: int) -> int:
+        ctx.sleep(NAP_S)
+        return noop(value)
 
     @app.workflow
     def sleeper(ctx: sf.WorkflowContext, value: int) -> int:

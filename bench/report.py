@@ -19,12 +19,15 @@ from bench.procs import REPO_ROOT
 T = TypeVar("T")
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> str:
+def table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1, *, targets: bool = True
+) -> str:
     """A Markdown table: the first ``left`` columns and the last two (the target and its
-    verdict) align left, the numbers in between align right."""
+    verdict; none without ``targets``) align left, the numbers in between align right."""
     count = len(headers)
     marks = [
-        "---" if i < left or (count > left + 2 and i >= count - 2) else "---:" for i in range(count)
+        "---" if i < left or (targets and count > left + 2 and i >= count - 2) else "---:"
+        for i in range(count)
     ]
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(marks) + "|"]
     lines.extend("| " + " | ".join(row) + " |" for row in rows)

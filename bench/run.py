@@ -1,7 +1,7 @@
 """Surefoot's performance benchmark: prints Markdown tables with the command that made them.
 
     python -m bench.run [--store sqlite|postgres|both] [--n 2000] [--repeat 3]
-                        [--workers 1,2,4] [--only w1,unloaded,ceiling,recovery,memory]
+                        [--workers 1,2,4] [--only ceiling,w1,unloaded,timers,recovery,memory]
 
 The report goes to stdout, progress to stderr. See bench/README.md for what each
 workload measures and how to read the ratios.
@@ -40,7 +40,7 @@ from surefoot.engine.starts import MAX_START_MANY
 from surefoot.store.postgres.base import redacted
 
 T = TypeVar("T")
-SECTIONS = ("ceiling", "w1", "unloaded", "recovery", "memory")
+SECTIONS = ("ceiling", "w1", "unloaded", "timers", "recovery", "memory")
 DEFAULT_POLL_S = Settings().poll_interval_s
 FAST_POLL_S = 0.01
 # Unloaded latency after a pause: long enough for an idle worker to stop looking often.
@@ -238,6 +238,44 @@ def unloaded_section(targets: list[Target], config: Config) -> str:
     return table(headers, rows, left=2)
 
 
+def timers_section(targets: list[Target], config: Config) -> str:
+    modes = [
+        (f"worker process, poll {DEFAULT_POLL_S:g} s (default)", False),
+        ("worker thread in the client's process", True),
+    ]
+    rows = []
+    for target in targets:
+        for label, embedded in modes:
+            results = repeated(
+                f"{target.kind} timed wake-ups, {label}",
+                config.repeat,
+                lambda t=target, e=embedded: workloads.timers(  # type: ignore[misc]
+                    t, config, embedded=e, count=config.timers_n
+                ),
+            )
+            rows.append(
+                [
+                    target.kind,
+                    label,
+                    f"{config.repeat} x {config.timers_n}",
+                    num(median_of(results, lambda r: r.late_p50_ms), 1),
+                    num(median_of(results, lambda r: r.late_p99_ms), 1),
+                    num(median_of(results, lambda r: r.late_max_ms), 1),
+                    num(median_of(results, lambda r: r.store_late_p50_ms), 1),
+                ]
+            )
+    headers = [
+        "store",
+        "worker",
+        "runs",
+        "late p50 ms (client)",
+        "late p99 ms",
+        "late max ms",
+        "late p50 ms (store)",
+    ]
+    return table(headers, rows, left=2, targets=False)
+
+
 def recovery_section(targets: list[Target], config: Config) -> str:
     rows = []
     for target in targets:
@@ -381,6 +419,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=10,
         help=f"runs started {IDLE_S:g} s after the last ended (the worker gone idle)",
     )
+    parser.add_argument(
+        "--timers-n", type=int, default=30, help="timed wake-ups: runs of a short sleep"
+    )
     parser.add_argument("--recovery-runs", type=int, default=200)
     parser.add_argument("--recovery-lease-s", type=float, default=1.0)
     parser.add_argument("--recovery-heartbeat-s", type=float, default=0.2)
@@ -450,6 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         recovery_heartbeat_s=args.recovery_heartbeat_s,
         workflow=STEP_WORKFLOWS[args.steps],
         sqlite_workers=args.sqlite_workers,
+        timers_n=args.timers_n,
     )
     targets: list[Target] = []
     started = time.monotonic()
@@ -482,6 +524,8 @@ def main(argv: list[str] | None = None) -> int:
             body["ceiling"] = ceiling_section(targets, config, ceilings)
         if "unloaded" in only:
             body["unloaded"] = unloaded_section(targets, config)
+        if "timers" in only:
+            body["timers"] = timers_section(targets, config)
         if "recovery" in only:
             body["recovery"] = recovery_section(targets, config)
         if "memory" in only:
@@ -512,6 +556,8 @@ TITLES = {
     f"{Config.ceiling_s:g} s)",
     "w1": "## W1: N three-step no-op workflows submitted up front by one client",
     "unloaded": "## Unloaded latency: one three-step workflow at a time",
+    "timers": "## Timed wake-ups: how late a durable sleep of"
+    f" {workloads.NAP_S:g} s ends (one run at a time; a start, two claims and an end included)",
     "recovery": "## Recovery: runs in flight, kill -9 the worker, start a new one"
     " (seconds after the new worker was spawned)",
     "memory": "## Memory: a worker before and after runs parked in a durable sleep (one run)",

@@ -1,4 +1,5 @@
-"""The measurements: W1 throughput, unloaded latency, recovery after kill -9, memory.
+"""The measurements: W1 throughput, unloaded latency, timed wake-ups, recovery after kill -9,
+memory.
 
 Each measurement gets a new, empty database, starts its own worker processes, and stops
 them (or kills them) before it returns, whatever happens.
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import surefoot as sf
-from bench.app import build
+from bench.app import NAP_S, build
 from bench.procs import WorkerProcess
 from bench.stores import Probe, Target
 
@@ -43,6 +44,7 @@ class Config:
     workflow: str = "three_steps"  # W1 and unloaded: see bench/app.py and --steps
     unloaded_idle_n: int = 10  # unloaded, runs started after the worker went idle
     start_many: int = 0  # W1 variant: the client commits runs in batches of this many
+    timers_n: int = 30  # timed wake-ups: runs of ``nap`` one at a time
 
     def n_for(self, workers: int) -> int:
         return self.n_by_workers.get(workers, self.n)
@@ -231,13 +233,8 @@ def unloaded(
     (and, with ``idle_s``, that much later: the worker has gone idle in between)."""
     label = "embedded" if embedded else f"poll-{poll_s or 'default'}"
     with session(target, config, f"unloaded-{label}") as s:
-        worker: sf.Worker | None = None
-        if embedded:
-            worker = sf.Worker(s.client, concurrency=config.concurrency).start()
-            wait_until(lambda: bool(s.probe.query("SELECT 1 FROM workers")), 30, "the worker")
-        else:
-            settings = {} if poll_s is None else {"poll_interval_s": str(poll_s)}
-            s.start_workers(1, config.concurrency, settings)
+        settings = {} if poll_s is None else {"poll_interval_s": str(poll_s)}
+        worker = _one_worker(s, config, embedded=embedded, settings=settings)
         try:
             for value in range(WARM_UP_RUNS):
                 s.client.start(config.workflow, value).result(timeout=30)
@@ -270,6 +267,65 @@ def unloaded(
         store_p99_ms=percentile(store_ms, 0.99),
         client_cpu_ms=1000 * client_cpu / count,
         worker_cpu_ms=None if embedded else 1000 * sum(worker_cpu) / count,
+    )
+
+
+def _one_worker(
+    s: Session, config: Config, *, embedded: bool, settings: dict[str, str]
+) -> sf.Worker | None:
+    """One worker, registered: a thread of the client's process (returned, for the caller to
+    stop), or a worker process with ``settings`` (stopped with the session)."""
+    if not embedded:
+        s.start_workers(1, config.concurrency, settings)
+        return None
+    worker = sf.Worker(s.client, concurrency=config.concurrency).start()
+    wait_until(lambda: bool(s.probe.query("SELECT 1 FROM workers")), 30, "the worker")
+    return worker
+
+
+# -- timed wake-ups ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TimerResult:
+    samples: int
+    late_p50_ms: float  # app.start() called -> handle.result() returned, minus the nap
+    late_p99_ms: float
+    late_max_ms: float
+    store_late_p50_ms: float  # the run's created_at -> finished_at, minus the nap
+
+
+def timers(target: Target, config: Config, *, embedded: bool, count: int) -> TimerResult:
+    """``count`` runs of ``nap`` (a durable sleep of NAP_S, then one no-op step) one at a
+    time, each started once the previous ended, with the default poll interval: how late
+    each ends after its sleep (the start, the claims and the end included)."""
+    label = "embedded" if embedded else "process"
+    with session(target, config, f"timers-{label}") as s:
+        worker = _one_worker(s, config, embedded=embedded, settings={})
+        try:
+            for value in range(WARM_UP_RUNS):
+                s.client.start("nap", value).result(timeout=30)
+            measured: list[str] = []
+            late_ms: list[float] = []
+            for value in range(count):
+                start = time.perf_counter()
+                handle = s.client.start("nap", value)
+                handle.result(timeout=30)
+                late_ms.append((time.perf_counter() - start - NAP_S) * 1000)
+                measured.append(handle.run_id)
+        finally:
+            if worker is not None:
+                worker.stop(15)
+        wanted = set(measured)
+        store_ms = [
+            ((r.finished_at - r.created_at).total_seconds() - NAP_S) * 1000
+            for r in s.probe.runs("nap")
+            if r.run_id in wanted and r.finished_at is not None
+        ]
+    return TimerResult(
+        samples=count,
+        late_p50_ms=percentile(late_ms, 0.50),
+        late_p99_ms=percentile(late_ms, 0.99),
+        late_max_ms=max(late_ms),
+        store_late_p50_ms=percentile(store_ms, 0.50),
     )
 
 
