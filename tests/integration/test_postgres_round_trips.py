@@ -41,14 +41,14 @@ class Traced:
     def __init__(self, url: str, trace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         self._file = trace.open("w")
         self._path = trace
-        opened = PostgresBase._opened
+        opened = PostgresBase._note_opened
 
         def traced(base: PostgresBase, conn: psycopg.Connection[Any]) -> None:
             opened(base, conn)
             conn.pgconn.trace(self._file.fileno())
             conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
 
-        monkeypatch.setattr(PostgresBase, "_opened", traced)
+        monkeypatch.setattr(PostgresBase, "_note_opened", traced)
         self.store = PostgresStore(url)
 
     def round_trips(self, operation: Callable[[], object]) -> int:

@@ -17,6 +17,7 @@ import pytest
 
 import surefoot as sf
 from surefoot.engine.runtime import utc_now
+from surefoot.store.sqlite import SQLiteStore
 
 MakeApp = Callable[..., sf.App]
 StartWorker = Callable[..., sf.Worker]
@@ -79,8 +80,6 @@ def test_an_abandoned_run_is_taken_over_as_its_lease_expires(
 @pytest.fixture
 def store_that_never_says_when(monkeypatch: pytest.MonkeyPatch) -> None:
     """The broken variant: the store never tells when the next run falls due."""
-    from surefoot.store.sqlite import SQLiteStore  # noqa: PLC0415 - the store under test
-
     monkeypatch.setattr(SQLiteStore, "next_due", lambda *_args, **_kwargs: None)
 
 

@@ -239,13 +239,14 @@ class PostgresBase:
         self._conninfo = conninfo_for(url)
         self._closed = False
         self._max_size = max_size
-        # When each pooled connection was opened, and when a connection was last lost:
+        # When each pooled connection was opened and its server process (to tell this
+        # store's notifications from others'), and when a connection was last lost:
         # connections older than the loss are presumed dead too (a restart, a failover,
         # pg_terminate_backend) and replaced without being tried.
-        self._opened_at: WeakKeyDictionary[psycopg.Connection[Any], float] = WeakKeyDictionary()
+        self._opened: WeakKeyDictionary[psycopg.Connection[Any], tuple[float, int]] = (
+            WeakKeyDictionary()
+        )
         self._opened_lock = threading.Lock()
-        # The server process of each, to tell this store's notifications from others'.
-        self._backends: WeakKeyDictionary[psycopg.Connection[Any], int] = WeakKeyDictionary()
         self._lost_at = 0.0
         # What each open write transaction leaves for its end, by id of its cursor.
         self._txns: dict[int, _TxnEnd] = {}
@@ -279,7 +280,7 @@ class PostgresBase:
             open=False,
             timeout=POOL_TIMEOUT_S,
             name="surefoot",
-            configure=self._opened,
+            configure=self._note_opened,
         )
         self._pool.open()
         try:
@@ -361,10 +362,9 @@ class PostgresBase:
         error.__cause__ = exc
         return error
 
-    def _opened(self, conn: psycopg.Connection[Any]) -> None:
+    def _note_opened(self, conn: psycopg.Connection[Any]) -> None:
         with self._opened_lock:
-            self._opened_at[conn] = time.monotonic()
-            self._backends[conn] = conn.info.backend_pid
+            self._opened[conn] = (time.monotonic(), conn.info.backend_pid)
 
     def is_own_backend(self, pid: int) -> bool:
         """Whether ``pid`` is the server process of one of this store's open connections
@@ -372,7 +372,7 @@ class PostgresBase:
         with self._opened_lock:
             return any(
                 backend == pid and not (conn.closed or conn.broken)
-                for conn, backend in self._backends.items()
+                for conn, (_, backend) in self._opened.items()
             )
 
     def _notified(self, channels: set[str]) -> None:
@@ -385,7 +385,7 @@ class PostgresBase:
         for _ in range(self._max_size):
             conn = self._pool.getconn()
             with self._opened_lock:
-                opened_at = self._opened_at.get(conn, 0.0)
+                opened_at = self._opened.get(conn, (0.0, 0))[0]
             if opened_at > self._lost_at:
                 return conn
             conn.close()  # the pool replaces it with a new one

@@ -116,11 +116,6 @@ class Listener:
 
         return unsubscribe
 
-    def wake(self) -> None:
-        """Wake every subscriber now: this process committed a notification on the channel
-        (the server's word of it is ignored when it comes)."""
-        self._wake_all()
-
     def close(self) -> None:
         """Drop every subscriber and stop the thread; later subscriptions are refused."""
         with self._lock:
@@ -164,7 +159,7 @@ class Listener:
                             log.info("listening on %s again", self._safe_url)
                         bound, failures = 2 * MIN_BACKOFF_S, 0
                         # Anything announced before LISTEN took effect was not heard: look once.
-                        self._wake_all()
+                        self.wake()
                         self._receive(conn, session)
                 except Exception as exc:  # noqa: BLE001 - the listener outlives every error
                     failures += 1
@@ -185,10 +180,13 @@ class Listener:
                 # This process's own notifications were told of as they committed.
                 senders = {notify.pid for notify in conn.notifies(timeout=0)}
                 if any(not self._own(pid) for pid in senders):
-                    self._wake_all()
+                    self.wake()
                 selector.select()
 
-    def _wake_all(self) -> None:
+    def wake(self) -> None:
+        """Wake every subscriber now: on each batch of notifications from elsewhere, and
+        when this process committed one on the channel (the server's word of it is ignored
+        when it comes)."""
         with self._lock:
             subscribers = list(self._subscribers.values())
         for wake in subscribers:
