@@ -7,16 +7,22 @@ batch of the group committer, a write whose lease was taken over is refused alon
 its batch commit; a refused lease is the error even when a write after the check fails
 too; and the committed writes are the checked ones only, with the audit chain intact.
 
-The negative controls break the mechanism on purpose: checks that always pass, and a
-committer that does not send the last write's check before ``COMMIT``. The same
-assertions must fail against each.
+Such writes read nothing, so in a batch the checks and writes of consecutive ones go
+to the server together, in one round trip; when that send fails, the batch is run again
+with each write's sent on its own, so the failure is still the failing write's alone.
+
+The negative controls break the mechanism on purpose: checks that always pass, a
+committer that does not send the last write's check before ``COMMIT``, and one that
+blames the last write of a shared send for its failure. The same assertions must fail
+against each.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
+from typing import Any
 
 import psycopg
 import pytest
@@ -26,6 +32,8 @@ from surefoot.domain.status import AttemptOutcome, RunStatus
 from surefoot.errors import LeaseLostError, StoreError
 from surefoot.store.base import RunEnd
 from surefoot.store.postgres import PostgresStore, fences
+from surefoot.store.postgres.base import Cursor
+from surefoot.store.postgres.group_commit import Again, Work
 from tests import postgres_support
 from tests.contract.support import (
     ACTOR,
@@ -203,3 +211,103 @@ def test_run_end_checks_that_always_pass_are_caught(
     monkeypatch.setattr(fences, "holds", lambda _row, _lease: True)
     problems = batch_with_one_stale_end(store, 0)
     assert any(p.startswith("stale end 0") for p in problems), problems
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["as-written", "negative-control"])
+def test_the_writes_of_a_batch_of_run_ends_go_to_the_server_in_one_send(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch, shared: bool
+):
+    if not shared:  # each write's statements sent on their own, as before a shared send
+        real_run_items = store._committer.run_items
+
+        def one_by_one(cursor: Cursor, batch: Any, **_: Any) -> Any:
+            return real_run_items(cursor, batch, one_by_one=True)
+
+        monkeypatch.setattr(store._committer, "run_items", one_by_one)
+    leases = three_runs_one_taken_over(store, 0)[1:3]
+    for _ in range(2):
+        store.create_run(new_run(), T0, ACTOR)
+        leases.append(claim_one(store, "w1", at(LEASE_S)).lease)
+    sends: list[int] = []
+    real_send = fences.send
+
+    def counting(cur: Any, statements: Any, checks: Any) -> str | None:
+        sends.append(len(checks))
+        return real_send(cur, statements, checks)
+
+    monkeypatch.setattr(fences, "send", counting)
+    end = RunEnd(RunStatus.SUCCEEDED, output='"done"')
+
+    outcomes = calls_in_one_batch(
+        store, [partial(store.finish_run, lease, end, at(LEASE_S + 1)) for lease in leases]
+    )
+
+    assert [kind for kind, _ in outcomes] == ["ok"] * 4
+    if shared:
+        assert sends == [4], "the four checked ends were not sent together"
+    else:
+        assert sends == [1, 1, 1, 1]
+    assert_chain_intact(store)
+
+
+def blaming_the_last(
+    store: PostgresStore,
+) -> Callable[[Cursor, list[Work[Cursor, Any]]], Work[Cursor, Any] | Again | None]:
+    """Deliberately broken: a failed send of several writes' statements is blamed on the
+    last of them instead of finding the one at fault."""
+    real_send = store._committer._send
+
+    def send(cursor: Cursor, unsent: list[Work[Cursor, Any]]) -> Work[Cursor, Any] | Again | None:
+        failed = real_send(cursor, list(unsent))
+        if failed is Again.ONE_BY_ONE:
+            unsent[-1].failed = True
+            unsent[-1].error = LeaseLostError("blamed")
+            return unsent[-1]
+        if failed is None:
+            unsent.clear()
+        return failed
+
+    return send
+
+
+@pytest.mark.parametrize("stale_index", [0, 1])
+def test_a_committer_that_blames_the_last_write_of_a_shared_send_is_caught(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch, stale_index: int
+):
+    # Negative control: the stale write's refusal lands on the last write of its batch.
+    monkeypatch.setattr(store._committer, "_send", blaming_the_last(store))
+    problems = batch_with_one_stale_start(store, stale_index)
+    assert any("write 2 of its batch failed" in p for p in problems), problems
+
+
+def test_a_run_end_whose_status_changed_is_made_again_in_a_batch_without_harm(
+    store: PostgresStore, postgres_url: str
+):
+    leases = []
+    for _ in range(3):
+        store.create_run(new_run(), T0, ACTOR)
+        leases.append(claim_one(store, "w1", T0).lease)
+    changed = leases[1].run_id
+    with psycopg.connect(postgres_url, autocommit=True) as other:
+        other.execute("UPDATE runs SET status = 'compensating' WHERE run_id = %s", (changed,))
+    end = RunEnd(RunStatus.FAILED, error="{}")
+
+    outcomes = calls_in_one_batch(
+        store, [partial(store.finish_run, lease, end, at(1)) for lease in leases]
+    )
+
+    assert [kind for kind, _ in outcomes] == ["ok"] * 3
+    for lease in leases:
+        run = store.get_run(lease.run_id)
+        assert run is not None
+        assert run.status is RunStatus.FAILED
+        finished = [
+            entry
+            for entry in store.audit_entries(after_seq=0, limit=1_000, entity_id=lease.run_id)
+            if entry.action == "run.finished"
+        ]
+        assert len(finished) == 1
+        before = finished[0].before
+        status = (json.loads(before) if isinstance(before, str) else before)["status"]
+        assert status == ("compensating" if lease.run_id == changed else "running")
+    assert_chain_intact(store)

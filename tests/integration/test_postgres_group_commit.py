@@ -42,7 +42,7 @@ from surefoot.store.postgres.base import (
     is_transient,
     one,
 )
-from surefoot.store.postgres.group_commit import GroupCommitter, Work
+from surefoot.store.postgres.group_commit import Again, GroupCommitter, Work
 from tests import postgres_support
 from tests.contract.support import ACTOR, SUCCEEDED, at, attempt, committed_step, new_run
 from tests.integration.support.batches import Outcome, calls_in_one_batch
@@ -327,9 +327,9 @@ class ReleasesBeforeCommit(GroupCommitter[Cursor]):
         )
 
     def run_items(
-        self, cursor: Cursor, batch: Sequence[Work[Cursor, Any]]
-    ) -> Work[Cursor, Any] | None:
-        failed = super().run_items(cursor, batch)
+        self, cursor: Cursor, batch: Sequence[Work[Cursor, Any]], *, one_by_one: bool = False
+    ) -> Work[Cursor, Any] | Again | None:
+        failed = super().run_items(cursor, batch, one_by_one=one_by_one)
         if failed is None:
             with self._changed:
                 for work in batch:
@@ -436,8 +436,10 @@ class AllConcurrent(GroupCommitter[Cursor]):
         )
         self.set_leaders(BATCHES_WHEN_ALONE)
 
-    def submit(self, fn: Callable[[Cursor], Any], *, concurrent: bool = False) -> Any:
-        return super().submit(fn, concurrent=True)
+    def submit(
+        self, fn: Callable[[Cursor], Any], *, concurrent: bool = False, blind: bool = False
+    ) -> Any:
+        return super().submit(fn, concurrent=True, blind=blind)
 
 
 def register(store: PostgresStore, worker_id: str, now: datetime) -> None:

@@ -108,6 +108,27 @@ class RunEnd:
     steps: tuple[StepCommit, ...] = ()  # committed first, in order, in the same transaction
 
 
+def run_finished_record(
+    lease: Lease, end: RunEnd, status_before: str, correlation_id: str | None
+) -> AuditRecord:
+    """The audit entry of a run's end, written by its lease holder (both stores)."""
+    dead = end.dead_letter
+    return AuditRecord(
+        f"worker:{lease.worker_id}",
+        "run.finished",
+        "run",
+        lease.run_id,
+        {"status": status_before},
+        {
+            "status": end.status.value,
+            "dead_lettered": dead is not None,
+            "failure_class": dead.failure_class.value if dead else None,
+        },
+        reason=dead.reason if dead else None,
+        correlation_id=correlation_id,
+    )
+
+
 def attempt_end_columns(
     ended: tuple[AttemptResult, datetime] | None,
 ) -> tuple[str, str | None, str | None, str | None, str | None, str | None]:

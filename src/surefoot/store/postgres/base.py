@@ -67,7 +67,7 @@ from surefoot.errors import (
 from surefoot.store.base import SCHEMA_VERSION
 from surefoot.store.migrations import SCHEMA_TABLE_DDL, load_migrations
 from surefoot.store.postgres import audit, connection, fences
-from surefoot.store.postgres.group_commit import GroupCommitter, Work
+from surefoot.store.postgres.group_commit import Again, GroupCommitter, Work
 
 T = TypeVar("T")
 Cursor: TypeAlias = psycopg.Cursor[DictRow]
@@ -311,13 +311,17 @@ class PostgresBase:
         self._pool.close()
 
     # -- transactions --------------------------------------------------------------------
-    def _write(self, fn: Callable[[Cursor], T], *, concurrent: bool = False) -> T:
+    def _write(
+        self, fn: Callable[[Cursor], T], *, concurrent: bool = False, blind: bool = False
+    ) -> T:
         """Run ``fn`` in a write transaction, committed together with the other write
         transactions of this process waiting at the time (see
         :mod:`surefoot.store.postgres.group_commit`). ``concurrent``: ``fn`` locks only
         the rows of the one run whose lease its caller holds (or skips locked rows), so
-        its batch may be written while another is."""
-        return self._committer.submit(fn, concurrent=concurrent)
+        its batch may be written while another is. ``blind``: ``fn`` executes no
+        statement itself, it only defers them (``_later_txn``, ``_audit_txn``,
+        ``_notify_txn``), so it reads nothing."""
+        return self._committer.submit(fn, concurrent=concurrent, blind=blind)
 
     def _live_workers_seen(self, count: int) -> None:
         """A worker of this process counted ``count`` live worker processes (itself
@@ -441,22 +445,25 @@ class PostgresBase:
 
     def _write_once(self, batch: Sequence[Work[Cursor, Any]], deadline: float) -> None:
         """One attempt at ``batch``: run its functions; if one fails for good, roll back
-        and run the others again without it; then send what they deferred, and
-        ``COMMIT``. What is deferred is collected afresh for each transaction, so it is
-        exactly what the committed functions left."""
+        and run the others again without it (if a send of what several deferred failed,
+        again with each one's sent on its own, to find the one at fault); then send what
+        they deferred, and ``COMMIT``. What is deferred is collected afresh for each
+        transaction, so it is exactly what the committed functions left."""
         with self._connection() as held:
             conn = held.conn
             with conn.cursor(row_factory=dict_row) as cur:
+                one_by_one = False
                 while not all(work.failed for work in batch):
                     connection.begin(conn, connection.READ_COMMITTED)
                     end = _TxnEnd()
                     self._txns[id(cur)] = end
                     try:
-                        failed = self._committer.run_items(cur, batch)
+                        failed = self._committer.run_items(cur, batch, one_by_one=one_by_one)
                     finally:
                         self._txns.pop(id(cur), None)
                     if failed is not None:
                         conn.rollback()
+                        one_by_one = one_by_one or failed is Again.ONE_BY_ONE
                         continue
                     xid = self._transaction_id(cur, end, batch)
                     try:
@@ -574,23 +581,45 @@ class PostgresBase:
         self._known_run(lease.run_id, row["correlation_id"], row["status"])
         return row
 
-    def _fence_later_txn(self, cur: Cursor, lease: Lease, status: str | None = None) -> str | None:
-        """Check the lease with this transaction function's deferred writes, which must
-        follow (see :mod:`surefoot.store.postgres.fences`); the run's correlation id.
-        For a write that only defers statements; with ``status``, the run must be in it
-        too (else :class:`~surefoot.store.postgres.fences.StatusChanged`). Without the
-        correlation id at hand, the lease is checked at once, as :meth:`_fence_txn` does."""
+    def _write_fenced(
+        self,
+        lease: Lease,
+        body: Callable[[Cursor, str | None, str], T],
+        *,
+        same_status: bool = False,
+    ) -> T:
+        """A write of the leased run's own rows, made by ``body(cur, correlation_id,
+        status)`` of deferred statements only (``_later_txn``, ``_audit_txn``,
+        ``_notify_txn``), fenced by the lease.
+
+        When this worker knows the run (its correlation id, which never changes, and the
+        status it last saw the run in or gave it), the lease check is deferred with the
+        writes (see :mod:`surefoot.store.postgres.fences`) and the write is *blind*: it
+        reads nothing, so in a batch what the writes before it deferred need not be sent
+        first. With ``same_status`` the run must still be in the status known (for a run's
+        end, whose audit entry records it); when it is not, or the run is not known, the
+        run is locked and read first and ``body`` gets what its row says."""
         known = self._leased.get(lease.run_id)
-        if known is None:
+        if known is not None:
+            correlation_id, status = known
+            expected = fences.Check(lease, status if same_status else None)
+
+            def blind(cur: Cursor) -> T:
+                end = self._end_of(cur)
+                end.checks[len(end.later)] = expected
+                end.later.append((fences.CHECK_SQL, (lease.run_id,)))
+                return body(cur, correlation_id, status)
+
+            try:
+                return self._write(blind, concurrent=True, blind=True)
+            except fences.StatusChanged:
+                pass  # made again below, with the run read first: nothing was written
+
+        def read_first(cur: Cursor) -> T:
             row = self._fence_txn(cur, lease)
-            if not fences.in_status(row, status):
-                raise fences.StatusChanged(f"run {lease.run_id} is {row['status']}")
-            correlation_id: str | None = row["correlation_id"]
-            return correlation_id
-        end = self._end_of(cur)
-        end.checks[len(end.later)] = fences.Check(lease, status)
-        end.later.append((fences.CHECK_SQL, (lease.run_id,)))
-        return known[0]
+            return body(cur, row["correlation_id"], row["status"])
+
+        return self._write(read_first, concurrent=True)
 
     def _known_run(self, run_id: str, correlation_id: str | None, status: str) -> None:
         """Remember a leased run's correlation id and the status it was last seen in or
@@ -598,11 +627,6 @@ class PostgresBase:
         if len(self._leased) >= MAX_KNOWN_RUNS:
             self._leased.clear()  # a bound, not a cache policy: it refills from claims
         self._leased[run_id] = (correlation_id, status)
-
-    def _known_status(self, run_id: str) -> str | None:
-        """The status this worker last saw its leased run in, or gave it (None: unknown)."""
-        known = self._leased.get(run_id)
-        return None if known is None else known[1]
 
     def _gave_status(self, run_id: str, status: str) -> None:
         """This worker committed ``status`` for its leased run."""
@@ -634,10 +658,12 @@ class PostgresBase:
         statements, in the round trip of ``COMMIT`` (before the audit append).
 
         Only for writes that nothing later in the transaction function reads, to rows
-        the transaction has already locked a parent of (the run), so that deferring
-        them changes neither what commits nor which locks are waited for before the
-        head. In a batch, the next function may read them: they are sent before it runs
-        (:meth:`_send_later_txn`), and only the last function's wait for ``COMMIT``.
+        the transaction has already locked a parent of (the run), or will lock with a
+        lease check deferred before them (:meth:`_write_fenced`), so that deferring them
+        changes neither what commits nor which locks are waited for before the head. In
+        a batch, a later function may read them: they are sent before the next function
+        that reads runs (:meth:`_send_later_txn`), and only the last ones wait for
+        ``COMMIT``.
         """
         self._end_of(cur).later.append((sql, params))
 

@@ -5,8 +5,9 @@ Every method here is fenced: it locks the run row and checks the lease first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 
 from surefoot.domain.records import (
     AttemptRecord,
@@ -24,8 +25,9 @@ from surefoot.store.base import (
     StepCommit,
     Suspension,
     attempt_end_columns,
+    run_finished_record,
 )
-from surefoot.store.postgres import fences, rows
+from surefoot.store.postgres import rows
 from surefoot.store.postgres.base import FINISHED_CHANNEL, Cursor, dumps_json, iso, ts
 from surefoot.store.postgres.leases import LeaseMixin, actor_of
 from surefoot.store.step_writes import StepWrites
@@ -36,8 +38,7 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
     def begin_attempt(
         self, lease: Lease, attempt: AttemptRecord, *, after: AttemptEnd | None = None
     ) -> None:
-        def txn(cur: Cursor) -> None:
-            correlation_id = self._fence_later_txn(cur, lease)
+        def body(cur: Cursor, correlation_id: str | None, _status: str) -> None:
             if after is not None:
                 self._finish_attempt_txn(
                     cur,
@@ -51,15 +52,14 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
                 )
             self._begin_attempt_txn(cur, lease, attempt, correlation_id)
 
-        self._write(txn, concurrent=True)
+        self._write_fenced(lease, body)
 
     def commit_steps(self, lease: Lease, steps: Sequence[StepCommit]) -> None:
-        def txn(cur: Cursor) -> None:
-            correlation_id = self._fence_later_txn(cur, lease)
+        def body(cur: Cursor, correlation_id: str | None, _status: str) -> None:
             for step in steps:
                 self._commit_step_txn(cur, lease, step, correlation_id)
 
-        self._write(txn, concurrent=True)
+        self._write_fenced(lease, body)
 
     def _begin_attempt_txn(
         self,
@@ -122,15 +122,14 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
         journal: JournalEntry | None,
         now: datetime,
     ) -> None:
-        def txn(cur: Cursor) -> None:
-            correlation_id = self._fence_later_txn(cur, lease)
+        def body(cur: Cursor, correlation_id: str | None, _status: str) -> None:
             self._finish_attempt_txn(
                 cur, lease, position, kind, attempt, result, now, correlation_id
             )
             if journal is not None:
                 self._upsert_journal_txn(cur, journal)
 
-        self._write(txn, concurrent=True)
+        self._write_fenced(lease, body)
 
     def _finish_attempt_txn(
         self,
@@ -214,11 +213,7 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
         )
 
     def commit_journal(self, lease: Lease, entry: JournalEntry) -> None:
-        def txn(cur: Cursor) -> None:
-            self._fence_later_txn(cur, lease)
-            self._upsert_journal_txn(cur, entry)
-
-        self._write(txn, concurrent=True)
+        self._write_fenced(lease, lambda cur, _cid, _status: self._upsert_journal_txn(cur, entry))
 
     def consume_event(
         self, lease: Lease, *, position: int, name: str, now: datetime
@@ -373,78 +368,54 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
         # The lease is checked with the end's writes, and the run's status before it (for
         # the audit entry) is the one this worker last gave it; if the run turns out to be
         # in another, the end is made again with the run read first.
-        try:
-            self._write(self._finish_run_txn(lease, end, now, known=True), concurrent=True)
-        except fences.StatusChanged:
-            self._write(self._finish_run_txn(lease, end, now, known=False), concurrent=True)
+        self._write_fenced(lease, partial(self._finish_run_txn, lease, end, now), same_status=True)
         self._forget_run(lease.run_id)  # the run leaves this worker
 
     def _finish_run_txn(
-        self, lease: Lease, end: RunEnd, now: datetime, *, known: bool
-    ) -> Callable[[Cursor], None]:
-        def txn(cur: Cursor) -> None:
-            status = self._known_status(lease.run_id) if known else None
-            if status is None:
-                row = self._fence_txn(cur, lease)
-                status, correlation_id = row["status"], row["correlation_id"]
-            else:
-                correlation_id = self._fence_later_txn(cur, lease, status)
-            for step in end.steps:
-                self._commit_step_txn(cur, lease, step, correlation_id)
+        self,
+        lease: Lease,
+        end: RunEnd,
+        now: datetime,
+        cur: Cursor,
+        correlation_id: str | None,
+        status: str,
+    ) -> None:
+        for step in end.steps:
+            self._commit_step_txn(cur, lease, step, correlation_id)
+        self._later_txn(
+            cur,
+            "UPDATE runs SET status = %s, output = %s, error = %s, finished_at = %s,"
+            " lease_owner = NULL, lease_expires_at = NULL, wait_reason = NULL,"
+            " wake_at = NULL, waiting_for = NULL, updated_at = %s WHERE run_id = %s",
+            (end.status.value, end.output, end.error, ts(now), ts(now), lease.run_id),
+        )
+        self._later_txn(
+            cur,
+            "UPDATE review_items SET status = 'cancelled' WHERE run_id = %s AND status = 'open'",
+            (lease.run_id,),
+        )
+        dead = end.dead_letter
+        if dead is not None:
             self._later_txn(
                 cur,
-                "UPDATE runs SET status = %s, output = %s, error = %s, finished_at = %s,"
-                " lease_owner = NULL, lease_expires_at = NULL, wait_reason = NULL,"
-                " wake_at = NULL, waiting_for = NULL, updated_at = %s WHERE run_id = %s",
-                (end.status.value, end.output, end.error, ts(now), ts(now), lease.run_id),
-            )
-            self._later_txn(
-                cur,
-                "UPDATE review_items SET status = 'cancelled'"
-                " WHERE run_id = %s AND status = 'open'",
-                (lease.run_id,),
-            )
-            dead = end.dead_letter
-            if dead is not None:
-                self._later_txn(
-                    cur,
-                    "INSERT INTO dead_letters (run_id, generation, workflow, failure_class,"
-                    " reason, last_error, position, step, attempts, compensated, status,"
-                    " dead_lettered_at)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'open', %s)",
-                    (
-                        dead.run_id,
-                        dead.generation,
-                        dead.workflow,
-                        dead.failure_class.value,
-                        dead.reason,
-                        dead.last_error,
-                        dead.position,
-                        dead.step,
-                        dead.attempts,
-                        dead.compensated,
-                        ts(now),
-                    ),
-                )
-            self._audit_txn(
-                cur,
-                AuditRecord(
-                    actor_of(lease.worker_id),
-                    "run.finished",
-                    "run",
-                    lease.run_id,
-                    {"status": status},
-                    {
-                        "status": end.status.value,
-                        "dead_lettered": dead is not None,
-                        "failure_class": dead.failure_class.value if dead else None,
-                    },
-                    reason=dead.reason if dead else None,
-                    correlation_id=correlation_id,
+                "INSERT INTO dead_letters (run_id, generation, workflow, failure_class,"
+                " reason, last_error, position, step, attempts, compensated, status,"
+                " dead_lettered_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'open', %s)",
+                (
+                    dead.run_id,
+                    dead.generation,
+                    dead.workflow,
+                    dead.failure_class.value,
+                    dead.reason,
+                    dead.last_error,
+                    dead.position,
+                    dead.step,
+                    dead.attempts,
+                    dead.compensated,
+                    ts(now),
                 ),
-                now,
             )
-            # Heard, after the COMMIT, by clients waiting for the result (subscribe_changes).
-            self._notify_txn(cur, lease.run_id, channel=FINISHED_CHANNEL)
-
-        return txn
+        self._audit_txn(cur, run_finished_record(lease, end, status, correlation_id), now)
+        # Heard, after the COMMIT, by clients waiting for the result (subscribe_changes).
+        self._notify_txn(cur, lease.run_id, channel=FINISHED_CHANNEL)

@@ -20,8 +20,14 @@ thus commits on its own thread with no hand-off, and a busy process shares commi
   committed functions left is sent with ``COMMIT``;
 * each function sees the writes of those before it in its batch, as if they had
   committed first: what a function deferred to the end of the transaction (writes it
-  does not read back) is sent before the next function runs, in one round trip; only
-  the last function's waits for the ``COMMIT`` round trip;
+  does not read back) is sent before the next function that reads runs, in one round
+  trip; only the last function's waits for the ``COMMIT`` round trip. A *blind*
+  function reads nothing (a run's own writes whose lease check is itself deferred), so
+  nothing need be sent before it: what consecutive blind functions deferred goes in one
+  round trip. When such a send fails for good, which function's statement failed is
+  not known; the transaction is rolled back and the batch run again with what each
+  function deferred sent on its own, which finds the one at fault (failures are rare:
+  a lease taken over, a run changed under its worker);
 * a transient error (connection lost, server restart, serialization failure, deadlock)
   re-runs the whole batch, as it re-runs a lone transaction; a function that failed for
   good is not run again;
@@ -58,6 +64,7 @@ calls :meth:`GroupCommitter.run_items` inside each attempt's transaction.
 
 from __future__ import annotations
 
+import enum
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -81,15 +88,31 @@ class Work(Generic[C, T]):
 
     fn: Callable[[C], T]
     concurrent: bool = False  # locks only its own run's rows: may share the server
+    blind: bool = False  # reads nothing: runs without what those before it deferred sent
     done: bool = False  # read and written only under the committer's lock
     failed: bool = False  # its own error is final: it is not run again
     result: Any = None
     error: BaseException | None = None
 
 
+class Again(enum.Enum):
+    """What :meth:`GroupCommitter.run_items` returns when a send of several functions'
+    deferred statements failed for good: roll back and run the batch again, each
+    function's sent on its own."""
+
+    ONE_BY_ONE = "one by one"
+
+
 def _run(work: Work[C, Any], cursor: C) -> None:
     work.result = None
     work.result = work.fn(cursor)
+
+
+def _fail(work: Work[C, Any], error: BaseException) -> Work[C, Any]:
+    """``work`` failed for good with ``error``: it is not run again."""
+    work.error = error
+    work.failed = True
+    return work
 
 
 class GroupCommitter(Generic[C]):
@@ -125,14 +148,16 @@ class GroupCommitter(Generic[C]):
         self._waiting_alone = 0  # functions in the queue that must run alone
         self._inside = threading.local()  # set while this thread runs a batch
 
-    def submit(self, fn: Callable[[C], T], *, concurrent: bool = False) -> T:
+    def submit(self, fn: Callable[[C], T], *, concurrent: bool = False, blind: bool = False) -> T:
         """Run ``fn`` in a write transaction; return once the COMMIT holding it has.
 
         ``concurrent`` says that ``fn`` locks only the rows of the run whose lease its
-        caller holds, so its batch may be written while others are."""
+        caller holds, so its batch may be written while others are. ``blind`` says that
+        ``fn`` reads nothing (it only defers statements), so what the functions before it
+        in its batch deferred need not be sent before it runs."""
         if getattr(self._inside, "active", False):
             raise StoreError("a write transaction cannot open another one")
-        work: Work[C, T] = Work(fn, concurrent)
+        work: Work[C, T] = Work(fn, concurrent, blind)
         with self._changed:
             self._pending.append(work)
             self._waiting_alone += not concurrent
@@ -183,51 +208,64 @@ class GroupCommitter(Generic[C]):
         self._waiting_alone -= sum(not item.concurrent for item in batch)
         return batch
 
-    def run_items(self, cursor: C, batch: Sequence[Work[C, Any]]) -> Work[C, Any] | None:
+    def run_items(
+        self, cursor: C, batch: Sequence[Work[C, Any]], *, one_by_one: bool = False
+    ) -> Work[C, Any] | Again | None:
         """Run the functions of ``batch`` not yet failed, in order, in the open transaction.
 
-        Before each function but the first, what the previous one deferred to the end
-        of the transaction and the next could read (its deferred writes) is sent, so
+        Before each function that is not blind, what the functions before it deferred to
+        the end of the transaction and it could read (their deferred writes) is sent, so
         each function sees the writes of those before it, as if they had committed
-        first; an error there is the previous function's. The same is done after the
-        last one when ``must_settle`` says so.
+        first. The same is done after the last one when ``must_settle`` says so. With
+        ``one_by_one``, what each function deferred is sent before the next one runs,
+        blind or not, so that a failing send is known to be that function's.
 
-        Returns the first that failed for good, with its error set; the transaction
-        must then be rolled back (it holds that function's writes) and the batch run
-        again. A transient error is raised: the whole batch is to be retried.
+        Returns the first that failed for good, with its error set, or
+        :attr:`Again.ONE_BY_ONE` when a send of what several functions deferred failed
+        for good; the transaction must then be rolled back (it holds the failed writes)
+        and the batch run again. A transient error is raised: the whole batch is to be
+        retried.
         """
-        previous: Work[C, Any] | None = None
+        unsent: list[Work[C, Any]] = []  # ran, what they deferred not yet sent
         for work in batch:
             if work.failed:
                 continue
-            if previous is not None and self._fails(previous, partial(self._settle, cursor)):
-                return previous
-            if self._fails(work, partial(_run, work, cursor)):
-                return work
-            previous = work
-        if (
-            previous is not None
-            and self._must_settle(cursor)
-            and self._fails(previous, partial(self._settle, cursor))
-        ):
-            return previous
+            if unsent and (one_by_one or not work.blind):
+                failed = self._send(cursor, unsent)
+                if failed is not None:
+                    return failed
+            error = self._failure(partial(_run, work, cursor))
+            if error is not None:
+                return _fail(work, error)
+            unsent.append(work)
+        if unsent and self._must_settle(cursor):
+            return self._send(cursor, unsent)
         return None
 
-    def _fails(self, work: Work[C, Any], step: Callable[[], None]) -> bool:
-        """Run ``step`` (``work``'s function, or what finishes it); a failure for good is
-        handed to ``work``. A transient error is raised."""
+    def _send(self, cursor: C, unsent: list[Work[C, Any]]) -> Work[C, Any] | Again | None:
+        """Send what the functions of ``unsent`` deferred (emptying it): None if that
+        went well, else the one at fault, or ``Again.ONE_BY_ONE`` if it could be any of
+        several."""
+        error = self._failure(partial(self._settle, cursor))
+        if error is None:
+            unsent.clear()
+            return None
+        if len(unsent) > 1:
+            return Again.ONE_BY_ONE
+        return _fail(unsent[0], error)
+
+    def _failure(self, step: Callable[[], None]) -> BaseException | None:
+        """Run ``step`` (a function, or a send of what functions deferred): its failure
+        for good, made into what the caller gets, or None. A transient error is raised."""
         try:
             step()
         except psycopg.Error as exc:
             if self._is_transient(exc):
                 raise
-            work.error = self._wrap(exc)
-        except Exception as exc:  # noqa: BLE001 - this caller's own failure, handed to it
-            work.error = exc
-        else:
-            return False
-        work.failed = True
-        return True
+            return self._wrap(exc)
+        except Exception as exc:  # noqa: BLE001 - a caller's own failure, handed to it
+            return exc
+        return None
 
     # -- the leader, on the caller's thread --------------------------------------------------
     def _lead(self, batch: list[Work[C, Any]]) -> None:

@@ -32,6 +32,7 @@ from surefoot.store.base import (
     StepCommit,
     Suspension,
     attempt_end_columns,
+    run_finished_record,
 )
 from surefoot.store.sqlite import rows
 from surefoot.store.sqlite.leases import LeasesMixin, actor_of
@@ -409,22 +410,7 @@ class ExecutionMixin(LeasesMixin, StepWrites[sqlite3.Cursor]):
                     ),
                 )
             self._audit_txn(
-                cur,
-                AuditRecord(
-                    actor_of(lease.worker_id),
-                    "run.finished",
-                    "run",
-                    lease.run_id,
-                    {"status": row["status"]},
-                    {
-                        "status": end.status.value,
-                        "dead_lettered": dead is not None,
-                        "failure_class": dead.failure_class.value if dead else None,
-                    },
-                    reason=dead.reason if dead else None,
-                    correlation_id=row["correlation_id"],
-                ),
-                now,
+                cur, run_finished_record(lease, end, row["status"], row["correlation_id"]), now
             )
 
         self._write(txn)
