@@ -331,10 +331,11 @@ class ReleasesBeforeCommit(GroupCommitter[Cursor]):
     ) -> Work[Cursor, Any] | Again | None:
         failed = super().run_items(cursor, batch, one_by_one=one_by_one)
         if failed is None:
-            with self._changed:
+            with self._lock:
                 for work in batch:
                     work.done = True
-                self._changed.notify_all()
+                    if work.woken is not None:
+                        work.woken.notify()
         return failed
 
 
@@ -613,3 +614,66 @@ def test_a_busy_worker_does_not_deadlock_with_itself(
         assert run.status is RunStatus.SUCCEEDED
         assert len(store.list_journal(lease.run_id)) == steps
     assert audit_counts(store)  # the chain verifies
+
+
+# -- wake-ups -------------------------------------------------------------------------------------
+class CountedWake:
+    """Stands in for a waiting caller's condition: counts the wake-ups sent to it."""
+
+    def __init__(self, real: threading.Condition) -> None:
+        self.real = real
+        self.sent = 0
+
+    def notify(self, n: int = 1) -> None:
+        self.sent += 1
+        self.real.notify(n)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.real.wait(timeout)
+
+
+@pytest.mark.parametrize("targeted", [True, False], ids=["as-written", "negative-control"])
+def test_a_batch_wakes_each_waiting_caller_once(
+    store: PostgresStore, postgres_url: str, monkeypatch: pytest.MonkeyPatch, targeted: bool
+):
+    committer = store._committer
+    if not targeted:  # deliberately broken: every waiting caller is woken to look again
+        real_wake_next = committer._wake_next
+
+        def wake_all() -> None:
+            real_wake_next()
+            for work in list(committer._pending):
+                if work.woken is not None:
+                    work.woken.notify()
+
+        monkeypatch.setattr(committer, "_wake_next", wake_all)
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(_cur: Cursor) -> None:
+        entered.set()
+        release.wait(10)
+
+    names = [f"q{n}" for n in range(12)]
+    with ThreadPoolExecutor(len(names) + 1) as pool:
+        holder = pool.submit(store._write, hold)
+        assert entered.wait(10)
+        callers = [pool.submit(store._write, audited_insert(store, name)) for name in names]
+        wait_until(lambda: len(committer._pending) == len(names), "every caller to queue")
+        counted = []
+        with committer._lock:  # each caller is waiting on its condition by now
+            for work in committer._pending:
+                assert work.woken is not None
+                wake = CountedWake(work.woken)
+                work.woken = wake  # type: ignore[assignment]
+                counted.append(wake)
+        release.set()
+        holder.result(10)
+        assert [caller.result(30) for caller in callers] == names
+
+    assert queue_rows(postgres_url) == dict.fromkeys(names, True)
+    # The head of the queue is woken to lead the batch that holds all twelve, and each of
+    # the other eleven once, when it is done.
+    if targeted:
+        assert [wake.sent for wake in counted] == [1] * len(names)
+    else:
+        assert sum(wake.sent for wake in counted) > len(names)

@@ -7,8 +7,10 @@ caller that finds the writer free becomes the *leader*: on its own thread it run
 transaction waiting at that moment, one after the other, in one PostgreSQL transaction
 on one connection, and commits them with one ``COMMIT`` (their deferred writes,
 wake-ups and audit entries in its one pipelined round trip, the head locked once).
-Callers that arrive meanwhile wait for the leader to finish; all are woken then, and
-either find their work done or one of them leads the next batch. An unloaded caller
+Callers that arrive meanwhile wait for the leader to finish; it then wakes the callers
+whose work it did, and the caller at the head of the queue, who leads the next batch
+(each caller waits on a condition of its own, so a batch's end does not wake every
+waiting thread of a busy worker to find most with nothing to do). An unloaded caller
 thus commits on its own thread with no hand-off, and a busy process shares commits:
 
 * a transaction function that raises affects only itself. Savepoints would cost a round
@@ -89,6 +91,7 @@ class Work(Generic[C, T]):
     fn: Callable[[C], T]
     concurrent: bool = False  # locks only its own run's rows: may share the server
     blind: bool = False  # reads nothing: runs without what those before it deferred sent
+    woken: threading.Condition | None = None  # its caller waits on it (the committer's lock)
     done: bool = False  # read and written only under the committer's lock
     failed: bool = False  # its own error is final: it is not run again
     result: Any = None
@@ -141,8 +144,11 @@ class GroupCommitter(Generic[C]):
         self._wrap = wrap
         self._pending: deque[Work[C, Any]] = deque()
         self._leaders = 1  # batches of concurrent functions that may be written at once
-        # Guards the queue, the counts below and every ``done``; notified after each batch.
-        self._changed = threading.Condition(threading.Lock())
+        # Guards the queue, the counts below and every ``done``. Each caller waits on a
+        # condition of its own over this lock, and is woken only when its work is done or
+        # when it heads the queue and a batch may start: a batch that ends wakes its own
+        # callers and at most one other, not every caller waiting.
+        self._lock = threading.Lock()
         self._leading = 0  # batches being written
         self._alone = False  # whether the one being written must run alone
         self._waiting_alone = 0  # functions in the queue that must run alone
@@ -157,30 +163,34 @@ class GroupCommitter(Generic[C]):
         in its batch deferred need not be sent before it runs."""
         if getattr(self._inside, "active", False):
             raise StoreError("a write transaction cannot open another one")
-        work: Work[C, T] = Work(fn, concurrent, blind)
-        with self._changed:
+        work: Work[C, T] = Work(fn, concurrent, blind, woken=threading.Condition(self._lock))
+        with self._lock:
             self._pending.append(work)
             self._waiting_alone += not concurrent
             while not work.done:
                 batch = self._next_batch()
                 if batch is None:
-                    self._changed.wait()
+                    assert work.woken is not None
+                    work.woken.wait()
                     continue
                 # Lead the next batch (ours, unless 64 came before it).
                 alone = not all(item.concurrent for item in batch)
                 self._leading += 1
                 self._alone = alone
-                self._changed.release()
+                self._wake_next()  # another batch may be written beside this one
+                self._lock.release()
                 try:
                     self._lead(batch)
                 finally:
-                    self._changed.acquire()
+                    self._lock.acquire()
                     for done in batch:
                         done.done = True
+                        if done is not work and done.woken is not None:
+                            done.woken.notify()
                     self._leading -= 1
                     if alone:
                         self._alone = False
-                    self._changed.notify_all()
+                    self._wake_next()
         if work.error is not None:
             raise work.error
         result: T = work.result
@@ -191,18 +201,33 @@ class GroupCommitter(Generic[C]):
         (batches being written go on)."""
         if leaders < 1:
             raise ValueError("at least one batch must be able to run")
-        with self._changed:
+        with self._lock:
             self._leaders = leaders
-            self._changed.notify_all()
+            self._wake_next()
+
+    def _may_start(self) -> bool:
+        """Whether a batch may start now. Called with the lock held."""
+        if not self._pending:
+            return False
+        # Only concurrent functions join a batch being written, and none do while one
+        # that must run alone waits for the writer: it goes next.
+        return not (
+            self._leading and (self._alone or self._waiting_alone or self._leading >= self._leaders)
+        )
+
+    def _wake_next(self) -> None:
+        """If a batch may start, wake the caller at the head of the queue to lead it (a
+        caller that leads wakes the next in turn, while more may start). Called with the
+        lock held."""
+        if self._may_start():
+            woken = self._pending[0].woken
+            if woken is not None:
+                woken.notify()
 
     def _next_batch(self) -> list[Work[C, Any]] | None:
         """The batch to write now, taken from the queue, or None if none may start yet.
         Called with the lock held."""
-        if not self._pending:
-            return None
-        if self._leading and (self._alone or self._waiting_alone or self._leading >= self._leaders):
-            # Only concurrent functions join a batch being written, and none do while
-            # one that must run alone waits for the writer: it goes next.
+        if not self._may_start():
             return None
         batch = [self._pending.popleft() for _ in range(min(MAX_BATCH, len(self._pending)))]
         self._waiting_alone -= sum(not item.concurrent for item in batch)
