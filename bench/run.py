@@ -400,6 +400,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
         " (default 0: one app.start per run, the issue's W1)",
     )
     parser.add_argument(
+        "--worker-log-level",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        type=str.upper,
+        default="",
+        help="W1: the worker processes' log_level (default: theirs, INFO: a line per run)",
+    )
+    parser.add_argument(
         "--steps",
         choices=tuple(STEP_WORKFLOWS),
         default="idempotent",
@@ -460,6 +467,8 @@ def _title(section: str, config: Config) -> str:
         title = W1_SUBMIT_FIRST_TITLE
     if section == "w1" and config.start_many:
         title += W1_START_MANY_NOTE.format(n=config.start_many)
+    if section == "w1" and config.worker_log_level:
+        title += f"; workers logging at {config.worker_log_level}"
     return title
 
 
@@ -487,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         memory_runs=args.memory_runs,
         submit_first=args.submit_first,
         start_many=args.start_many,
+        worker_log_level=args.worker_log_level,
         recovery_lease_s=args.recovery_lease_s,
         recovery_heartbeat_s=args.recovery_heartbeat_s,
         workflow=STEP_WORKFLOWS[args.steps],

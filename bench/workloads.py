@@ -45,6 +45,7 @@ class Config:
     unloaded_idle_n: int = 10  # unloaded, runs started after the worker went idle
     start_many: int = 0  # W1 variant: the client commits runs in batches of this many
     timers_n: int = 30  # timed wake-ups: runs of ``nap`` one at a time
+    worker_log_level: str = ""  # W1: the worker processes' log_level ("": their default)
 
     def n_for(self, workers: int) -> int:
         return self.n_by_workers.get(workers, self.n)
@@ -163,7 +164,8 @@ def w1(target: Target, config: Config, workers: int) -> W1Result:
         ceiling = target.commit_ceiling(s.url, config.ceiling_s)
         batch = config.start_many
         submit_s = s.submit(config.workflow, n, batch) if config.submit_first else 0.0
-        procs = s.start_workers(workers, config.concurrency)
+        levels = {"log_level": config.worker_log_level} if config.worker_log_level else None
+        procs = s.start_workers(workers, config.concurrency, levels)
         cpu_before = [w.cpu_s() for w in procs]
         start = time.perf_counter()
         if not config.submit_first:
