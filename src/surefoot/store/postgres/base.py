@@ -85,8 +85,9 @@ POOL_TIMEOUT_S = 10.0  # waiting for a free (or new) connection; a timeout is re
 # connection, while it is the only live worker of its database: while one batch waits for
 # the server, the next is prepared. With more worker processes, theirs already overlap,
 # and more batches would only split the commits they all take turns at (the audit head)
-# into smaller ones: each process then writes one batch at a time.
-BATCHES_WHEN_ALONE = 3
+# into smaller ones: each process then writes one batch at a time. Two finish more runs
+# than one or three (the benchmark's W1), now that a batch's run ends share their sends.
+BATCHES_WHEN_ALONE = 2
 RECOUNT_S = 1.0  # a worker busy claiming counts the live workers this often
 NOTIFY_CHANNEL = "surefoot_runs"
 # Sent when a worker ends a run (payload: the run id): wakes clients waiting for a result.
