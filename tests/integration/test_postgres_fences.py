@@ -9,7 +9,8 @@ too; and the committed writes are the checked ones only, with the audit chain in
 
 Such writes read nothing, so in a batch the checks and writes of consecutive ones go
 to the server together, in one round trip; when that send fails, the batch is run again
-with each write's sent on its own, so the failure is still the failing write's alone.
+with each write's sent on its own, so the failure is still the failing write's alone,
+whether a lease was refused or a statement failed on the server.
 
 The negative controls break the mechanism on purpose: checks that always pass, a
 committer that does not send the last write's check before ``COMMIT``, and one that
@@ -311,3 +312,41 @@ def test_a_run_end_whose_status_changed_is_made_again_in_a_batch_without_harm(
         status = (json.loads(before) if isinstance(before, str) else before)["status"]
         assert status == ("compensating" if lease.run_id == changed else "running")
     assert_chain_intact(store)
+
+
+def batch_with_one_failing_insert(store: PostgresStore) -> list[str]:
+    """Three attempt starts in one batch, under held leases; the middle one's attempt
+    already exists, so its insert fails on the server. What is wrong with the outcome."""
+    leases = []
+    for _ in range(3):
+        store.create_run(new_run(), T0, ACTOR)
+        leases.append(claim_one(store, "w1", T0).lease)
+    store.begin_attempt(leases[1], attempt(leases[1], at(1)))  # the attempt the next clashes with
+    outcomes = calls_in_one_batch(
+        store, [partial(store.begin_attempt, lease, attempt(lease, at(2))) for lease in leases]
+    )
+    problems = []
+    for n, (lease, (kind, value)) in enumerate(zip(leases, outcomes, strict=True)):
+        started = store.list_attempts(lease.run_id)
+        if n == 1:
+            if kind != "error" or not isinstance(value.__cause__, psycopg.errors.UniqueViolation):
+                problems.append(f"clashing write {n}: {kind} {value!r}, expected UniqueViolation")
+            if [a.started_at for a in started] != [at(1)]:
+                problems.append(f"clashing write {n} changed the attempts: {started}")
+        elif kind != "ok" or [a.started_at for a in started] != [at(2)]:
+            problems.append(f"write {n} of its batch: {kind} {value!r}, attempts {started}")
+    return problems
+
+
+def test_a_write_that_fails_on_the_server_in_a_shared_send_fails_alone(store: PostgresStore):
+    assert batch_with_one_failing_insert(store) == []
+    assert_chain_intact(store)
+
+
+def test_a_committer_that_blames_the_last_write_for_a_failing_insert_is_caught(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+):
+    # Negative control: the middle write's failed insert lands on the last write.
+    monkeypatch.setattr(store._committer, "_send", blaming_the_last(store))
+    problems = batch_with_one_failing_insert(store)
+    assert any("write 2 of its batch" in p for p in problems), problems
