@@ -129,6 +129,25 @@ def run_finished_record(
     )
 
 
+def dead_letter_columns(
+    dead: DeadLetter,
+) -> tuple[str, int, str, str, str, str | None, int | None, str | None, int, bool]:
+    """A new dead letter's run_id, generation, workflow, failure_class, reason,
+    last_error, position, step, attempts and compensated columns (both stores)."""
+    return (
+        dead.run_id,
+        dead.generation,
+        dead.workflow,
+        dead.failure_class.value,
+        dead.reason,
+        dead.last_error,
+        dead.position,
+        dead.step,
+        dead.attempts,
+        dead.compensated,
+    )
+
+
 def attempt_end_columns(
     ended: tuple[AttemptResult, datetime] | None,
 ) -> tuple[str, str | None, str | None, str | None, str | None, str | None]:

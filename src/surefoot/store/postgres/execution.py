@@ -25,6 +25,7 @@ from surefoot.store.base import (
     StepCommit,
     Suspension,
     attempt_end_columns,
+    dead_letter_columns,
     run_finished_record,
 )
 from surefoot.store.postgres import rows
@@ -402,19 +403,7 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
                 " reason, last_error, position, step, attempts, compensated, status,"
                 " dead_lettered_at)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'open', %s)",
-                (
-                    dead.run_id,
-                    dead.generation,
-                    dead.workflow,
-                    dead.failure_class.value,
-                    dead.reason,
-                    dead.last_error,
-                    dead.position,
-                    dead.step,
-                    dead.attempts,
-                    dead.compensated,
-                    ts(now),
-                ),
+                (*dead_letter_columns(dead), ts(now)),
             )
         self._audit_txn(cur, run_finished_record(lease, end, status, correlation_id), now)
         # Heard, after the COMMIT, by clients waiting for the result (subscribe_changes).

@@ -32,6 +32,7 @@ from surefoot.store.base import (
     StepCommit,
     Suspension,
     attempt_end_columns,
+    dead_letter_columns,
     run_finished_record,
 )
 from surefoot.store.sqlite import rows
@@ -395,19 +396,7 @@ class ExecutionMixin(LeasesMixin, StepWrites[sqlite3.Cursor]):
                     "INSERT INTO dead_letters (run_id, generation, workflow, failure_class,"
                     " reason, last_error, position, step, attempts, compensated, status,"
                     " dead_lettered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', ?)",
-                    (
-                        dead.run_id,
-                        dead.generation,
-                        dead.workflow,
-                        dead.failure_class.value,
-                        dead.reason,
-                        dead.last_error,
-                        dead.position,
-                        dead.step,
-                        dead.attempts,
-                        int(dead.compensated),
-                        ts(now),
-                    ),
+                    (*dead_letter_columns(dead), ts(now)),
                 )
             self._audit_txn(
                 cur, run_finished_record(lease, end, row["status"], row["correlation_id"]), now
