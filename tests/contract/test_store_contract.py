@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import timedelta, timezone
 
 import pytest
 
@@ -60,6 +61,32 @@ def test_create_run_commits_a_pending_run(store):
     assert store.get_run(new.run_id) == record
     assert store.find_run("INV-1") == record
     assert store.find_run(new.run_id) == record
+
+
+def test_a_start_returns_the_run_exactly_as_stored_in_every_field(store):
+    # A start that reads nothing first may build the record it returns without reading
+    # the row back: every field must still be what the store holds.
+    plain = new_run(priority=-2, partition_key="acct-9")
+    traced = replace(
+        new_run(),
+        correlation_id="corr-1",
+        forked_from_run_id=plain.run_id,
+        forked_at_position=4,
+        trace_context="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    )
+    later = replace(new_run(), not_before=at(30).astimezone(timezone(timedelta(hours=2))))
+    for new in (plain, traced, later):
+        (record, created), *_ = store.create_runs([new], at(1), ACTOR)
+        assert created
+        assert store.get_run(new.run_id) == record
+        assert record.created_at == record.updated_at == at(1)
+    waiting = store.get_run(later.run_id)
+    assert waiting is not None
+    assert (waiting.status, waiting.wait_reason, waiting.wake_at) == (
+        RunStatus.WAITING,
+        "debounce",
+        at(30),
+    )
 
 
 def test_create_run_with_a_known_key_and_same_inputs_returns_the_existing_run(store):

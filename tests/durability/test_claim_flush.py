@@ -34,6 +34,8 @@ DURABLE_WRITES = (
     "UPDATE runs SET status = '",
 )
 CLAIM = "lease_epoch = lease_epoch + 1"
+# How a claim starts looking for runs: a claim that finds none writes nothing more.
+CLAIM_LOOKUP = "SELECT MIN(queue) FROM runs WHERE status = 'pending'"
 
 
 @dataclass
@@ -43,7 +45,7 @@ class Transaction:
 
     @property
     def is_claim(self) -> bool:
-        return any(CLAIM in s for s in self.statements)
+        return any(CLAIM in s or s.startswith(CLAIM_LOOKUP) for s in self.statements)
 
     @property
     def durable_writes(self) -> list[str]:

@@ -141,7 +141,7 @@ def test_a_committer_that_leaves_the_last_check_for_commit_is_caught(
     store: PostgresStore, monkeypatch: pytest.MonkeyPatch
 ):
     # Negative control: the last write's check answered with COMMIT fails its whole batch.
-    monkeypatch.setattr(store._committer, "_must_settle", lambda _cur: False)
+    monkeypatch.setattr(store._committer, "_must_settle", lambda _cur, _shared: False)
     problems = batch_with_one_stale_start(store, 2)
     assert any("of its batch failed" in p for p in problems), problems
 

@@ -431,7 +431,7 @@ class AllConcurrent(GroupCommitter[Cursor]):
         super().__init__(
             store._write_batch,
             settle=store._send_later_txn,
-            must_settle=lambda cur: bool(store._end_of(cur).checks),
+            must_settle=store._must_settle,
             is_transient=is_transient,
             wrap=store._store_error,
         )

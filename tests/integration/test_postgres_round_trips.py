@@ -2,10 +2,14 @@
 
 A transaction's ``BEGIN`` travels with its first statement and its ``COMMIT`` with its
 last ones, so an unloaded run costs the round trips its statements need and no more: the
-client's start two (its insert, then the audit entry with ``COMMIT``), a lookup one, a
-claim three, a run's end two (its lease check with its writes, then the audit entry with
-``COMMIT``), a claim that finds nothing two (it changed nothing, so it needs no transaction
-id before its ``COMMIT``). Counted from libpq's protocol trace of every connection the store
+client's start one (its insert and audit entry with ``COMMIT``; see
+``test_postgres_blind_starts.py``), a lookup one, a
+claim of a new run two (the claim statement, which finds, locks and leases the run and
+tells whether it has a history to load, then the audit entry with ``COMMIT``), a run's end
+two (its lease check with its writes, then the audit entry with ``COMMIT``), a claim that
+finds nothing two (it changed nothing, so it needs no transaction id before its
+``COMMIT``), a claim that takes over a run with a history three (its open attempts ended
+and its history read in one more). Counted from libpq's protocol trace of every connection the store
 opens: a round trip ends with the server's ``ReadyForQuery``.
 
 The negative control sends each ``BEGIN`` on its own, waiting for its answer, as psycopg
@@ -14,7 +18,7 @@ does by itself: every count rises by one, which the same assertions catch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +28,10 @@ from psycopg import pq
 
 from surefoot.domain.status import RunStatus
 from surefoot.store.base import RunEnd
-from surefoot.store.postgres import PostgresStore, connection
+from surefoot.store.postgres import PostgresStore, claims, connection
 from surefoot.store.postgres.base import PostgresBase
 from tests import postgres_support
-from tests.contract.support import ACTOR, T0, at, claim_one, new_run
+from tests.contract.support import ACTOR, LEASE_S, T0, at, attempt, claim_one, new_run
 
 pytestmark = pytest.mark.postgres
 
@@ -76,7 +80,8 @@ def traced(postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 def round_trips_of_one_run(traced: Traced) -> dict[str, int]:
     store = traced.store
     store.create_run(new_run(), T0, ACTOR)  # connections opened and statements prepared
-    claim_one(store, "w", T0)
+    warm = claim_one(store, "w", T0)
+    store.finish_run(warm.lease, RunEnd(RunStatus.SUCCEEDED, output='"done"'), T0)
     run = new_run()
     counts = {"start": traced.round_trips(lambda: store.create_run(run, T0, ACTOR))}
     counts["lookup"] = traced.round_trips(lambda: store.get_run(run.run_id))
@@ -95,10 +100,20 @@ def round_trips_of_one_run(traced: Traced) -> dict[str, int]:
         )
     )
     assert nothing == []
+    store.create_run(new_run(), at(4), ACTOR)
+    stopped = claim_one(store, "w", at(4), lease_s=LEASE_S)
+    store.begin_attempt(stopped.lease, attempt(stopped.lease, at(5)))
+    later = at(5 + LEASE_S)
+    taken: list[Any] = []
+    counts["take over"] = traced.round_trips(
+        lambda: taken.append(claim_one(store, "w2", later, lease_s=LEASE_S))
+    )
+    assert taken[0].taken_over
+    assert [a.outcome.value for a in taken[0].interrupted] == ["interrupted"]
     return counts
 
 
-EXPECTED = {"start": 2, "lookup": 1, "claim": 3, "end": 2, "empty claim": 2}
+EXPECTED = {"start": 1, "lookup": 1, "claim": 2, "end": 2, "empty claim": 2, "take over": 3}
 
 
 def test_a_transaction_begins_and_commits_in_the_round_trips_of_its_statements(
@@ -116,4 +131,24 @@ def test_a_begin_sent_on_its_own_is_caught(traced: Traced, monkeypatch: pytest.M
     monkeypatch.setattr(connection, "begin", begin_at_once)
     counts = round_trips_of_one_run(traced)
     assert counts != EXPECTED
-    assert counts == {"start": 3, "lookup": 1, "claim": 4, "end": 3, "empty claim": 3}
+    # Every transaction pays at least one more (psycopg prepares the BEGIN it has sent
+    # five times, which costs another); a lookup is not a transaction.
+    assert counts["lookup"] == EXPECTED["lookup"]
+    assert all(counts[name] > EXPECTED[name] for name in EXPECTED if name != "lookup")
+
+
+def test_a_claim_that_reads_every_history_is_caught(
+    traced: Traced, monkeypatch: pytest.MonkeyPatch
+):
+    # Negative control: a claim statement that says every run has a history to load, so
+    # each claim reads histories in a round trip of its own, as claims once all did.
+    built = claims.statement
+
+    def every_run_has_one(groups: Sequence[claims.Group]) -> tuple[str, dict[str, int]]:
+        sql, limits = built(groups)
+        return sql.replace(f"({claims.HAS_HISTORY}) AS", "true AS"), limits
+
+    monkeypatch.setattr(claims, "statement", every_run_has_one)
+    counts = round_trips_of_one_run(traced)
+    assert counts != EXPECTED
+    assert counts == {**EXPECTED, "claim": 3}

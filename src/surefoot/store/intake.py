@@ -5,11 +5,12 @@ made one by one inside one transaction."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from surefoot.domain.queues import QueueSpec
 from surefoot.domain.records import AuditRecord, NewRun, RunRecord
+from surefoot.domain.status import RunStatus
 from surefoot.errors import BackPressureError
 
 C = TypeVar("C")
@@ -31,6 +32,84 @@ def run_created(new: NewRun, actor: str) -> AuditRecord:
             "debounce_key": new.debounce_key,
         },
         correlation_id=new.correlation_id,
+    )
+
+
+# The columns a start writes, in the order of :func:`new_run_values`.
+NEW_RUN_COLUMNS = (
+    "run_id",
+    "workflow",
+    "queue",
+    "status",
+    "idempotency_key",
+    "inputs_hash",
+    "priority",
+    "partition_key",
+    "debounce_key",
+    "wait_reason",
+    "wake_at",
+    "inputs",
+    "correlation_id",
+    "forked_from_run_id",
+    "forked_at_position",
+    "created_at",
+    "updated_at",
+    "trace_context",
+)
+
+
+def new_run_values(
+    new: NewRun, now: datetime, stamp: Callable[[datetime | None], object]
+) -> tuple[object, ...]:
+    """The values of :data:`NEW_RUN_COLUMNS` for a start of ``new`` at ``now``: the run
+    pending, or waiting for its debounce window; ``stamp`` makes a time a store's value."""
+    waiting = new.not_before is not None
+    return (
+        new.run_id,
+        new.workflow,
+        new.queue,
+        "waiting" if waiting else "pending",
+        new.idempotency_key,
+        new.inputs_hash,
+        new.priority,
+        new.partition_key,
+        new.debounce_key,
+        "debounce" if waiting else None,
+        stamp(new.not_before),
+        new.inputs,
+        new.correlation_id,
+        new.forked_from_run_id,
+        new.forked_at_position,
+        stamp(now),
+        stamp(now),
+        new.trace_context,
+    )
+
+
+def new_run_record(new: NewRun, now: datetime) -> RunRecord:
+    """The run a start of ``new`` at ``now`` stores, as the store would read it back:
+    pending, or waiting for its debounce window (``not_before``), times in UTC."""
+    waiting = new.not_before is not None
+    now = now.astimezone(UTC)
+    return RunRecord(
+        run_id=new.run_id,
+        workflow=new.workflow,
+        queue=new.queue,
+        status=RunStatus.WAITING if waiting else RunStatus.PENDING,
+        inputs=new.inputs,
+        inputs_hash=new.inputs_hash,
+        created_at=now,
+        updated_at=now,
+        idempotency_key=new.idempotency_key,
+        priority=new.priority,
+        partition_key=new.partition_key,
+        debounce_key=new.debounce_key,
+        correlation_id=new.correlation_id,
+        forked_from_run_id=new.forked_from_run_id,
+        forked_at_position=new.forked_at_position,
+        wait_reason="debounce" if waiting else None,
+        wake_at=None if new.not_before is None else new.not_before.astimezone(UTC),
+        trace_context=new.trace_context,
     )
 
 

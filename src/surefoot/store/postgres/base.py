@@ -97,6 +97,14 @@ MIGRATION_LOCK = 0x5F5E_F007  # pg_advisory_xact_lock key: one migrator at a tim
 _CURRENT_XID = "SELECT pg_current_xact_id_if_assigned()::text AS xid"
 # A transaction with writes left for its end: its id, assigned now if need be.
 _ASSIGNED_XID = "SELECT pg_current_xact_id()::text AS xid"
+# Whether a run with this id committed (see ``_created``): no row back if it did.
+_PROBE = (
+    "INSERT INTO runs (run_id, workflow, queue, status, inputs_hash, inputs, created_at,"
+    " updated_at) VALUES (%s, '', '', 'pending', '', '', now(), now())"
+    " ON CONFLICT (run_id) DO NOTHING RETURNING run_id"
+)
+# How long one probe waits for the transaction it asks about to end, before asking again.
+PROBE_WAIT_MS = 5_000
 
 # Connection settings Surefoot chooses unless the URL says otherwise: fail fast on a
 # dead network instead of hanging, and name the connections for pg_stat_activity.
@@ -206,6 +214,12 @@ class _TxnEnd:
     notify: list[tuple[str, str]] = field(default_factory=list)  # (channel, payload)
     xid: str | None = None
     unchanged: int = 0  # functions that said they changed no row (``_changed_nothing_txn``)
+    # A new run this transaction inserts: a lost COMMIT answer is looked up by it when no
+    # transaction id was read (``_created``).
+    probe: str | None = None
+    # ``later`` holds inserts that may fail on their own (new runs'): sent before COMMIT
+    # when the batch has other functions, so a failure is known to be theirs.
+    fallible: bool = False
 
     @property
     def writes(self) -> bool:
@@ -262,7 +276,7 @@ class PostgresBase:
         self._committer: GroupCommitter[Cursor] = GroupCommitter(
             self._write_batch,
             settle=self._send_later_txn,
-            must_settle=lambda cur: bool(self._end_of(cur).checks),
+            must_settle=self._must_settle,
             is_transient=is_transient,
             wrap=self._store_error,
         )
@@ -470,10 +484,12 @@ class PostgresBase:
                     try:
                         self._commit(conn, cur, end)
                     except psycopg.Error as exc:
-                        if xid is None or not is_transient(exc):
+                        if not is_transient(exc) or (xid is None and end.probe is None):
                             raise
                         held.discard = True
-                        if not self._committed(xid, deadline):
+                        if xid is not None and not self._committed(xid, deadline):
+                            raise
+                        if xid is None and end.probe and not self._created(end.probe, deadline):
                             raise
                     self._notified({channel for channel, _ in end.notify})
                     return
@@ -488,6 +504,8 @@ class PostgresBase:
             return end.xid
         if not end.writes and end.unchanged == sum(not work.failed for work in batch):
             return None
+        if end.probe is not None:
+            return None  # a new run's id tells instead, with no round trip now
         xid: str | None = one(cur.execute(_ASSIGNED_XID if end.writes else _CURRENT_XID))["xid"]
         return xid
 
@@ -510,6 +528,32 @@ class PostgresBase:
             for statement in last:
                 cur.execute(*statement)
             cur.execute("COMMIT", prepare=False)
+
+    def _created(self, run_id: str, deadline: float) -> bool:
+        """After a ``COMMIT`` whose answer was lost, of a transaction that inserted run
+        ``run_id`` and read no transaction id: did it commit? An insert of the same id
+        waits for that transaction to end if it is still running (a key being inserted
+        is waited for), then conflicts if it committed; the probe is rolled back."""
+        while True:
+            try:
+                return self._run(lambda _deadline: self._probe_once(run_id))
+            except StoreError as exc:
+                still_running = isinstance(exc.__cause__, psycopg.errors.QueryCanceled)
+                if not still_running or time.monotonic() > deadline:
+                    raise StoreUnavailableError(
+                        f"{self.safe_url}: the outcome of the transaction that inserted run "
+                        f"{run_id} cannot be told; nothing will be retried blind"
+                    ) from exc
+
+    def _probe_once(self, run_id: str) -> bool:
+        with self._connection() as held:
+            conn = held.conn
+            connection.begin(conn, connection.READ_COMMITTED)
+            with conn.cursor() as cur:
+                cur.execute(f"SET LOCAL statement_timeout = {PROBE_WAIT_MS}")
+                inserted = cur.execute(_PROBE, (run_id,)).fetchone()
+            conn.rollback()
+        return inserted is None
 
     def _committed(self, xid: str, deadline: float) -> bool:
         """After a ``COMMIT`` whose answer was lost: did the transaction commit?"""
@@ -668,11 +712,19 @@ class PostgresBase:
         """
         self._end_of(cur).later.append((sql, params))
 
+    def _must_settle(self, cur: Cursor, shared: bool) -> bool:
+        """Whether what the last function of a batch deferred must be sent before
+        ``COMMIT``: it holds a lease check, whose failure is that function's own, or,
+        when the batch has other functions (``shared``), an insert that may fail."""
+        end = self._end_of(cur)
+        return bool(end.checks) or (shared and end.fallible)
+
     def _send_later_txn(self, cur: Cursor) -> None:
         """Send the writes deferred so far, now: in a batch, before the next transaction
         function, which may read what they change (in one round trip)."""
         end = self._end_of(cur)
         if end.later:
+            end.fallible = False
             later, end.later = end.later, []
             checks, end.checks = end.checks, {}
             xid = fences.send(cur, later, checks)

@@ -128,13 +128,14 @@ class GroupCommitter(Generic[C]):
         settle: Callable[[C], None],
         is_transient: Callable[[psycopg.Error], bool],
         wrap: Callable[[psycopg.Error], StoreError],
-        must_settle: Callable[[C], bool] = lambda _cursor: False,
+        must_settle: Callable[[C, bool], bool] = lambda _cursor, _shared: False,
     ) -> None:
         """``write`` commits a batch (retrying transient errors) or raises; it calls
         :meth:`run_items` in its transaction. ``settle`` sends what a function left for
         the end of the transaction that the next function could read. ``must_settle``
-        tells whether what the last function left must be sent before ``COMMIT`` too
-        (it holds a check whose failure is that function's own). ``wrap`` makes a
+        tells whether what the last function left must be sent before ``COMMIT`` too (it
+        holds a check whose failure is that function's own, or, when the batch has other
+        functions, as its second argument says, a write that may fail on its own). ``wrap`` makes a
         caller's own database error into the error that caller gets. One batch is
         written at a time until :meth:`set_leaders` allows more."""
         self._write = write
@@ -263,7 +264,7 @@ class GroupCommitter(Generic[C]):
             if error is not None:
                 return _fail(work, error)
             unsent.append(work)
-        if unsent and self._must_settle(cursor):
+        if unsent and self._must_settle(cursor, sum(not work.failed for work in batch) > 1):
             return self._send(cursor, unsent)
         return None
 

@@ -24,7 +24,14 @@ from surefoot.errors import (
     RunNotFoundError,
     StoreError,
 )
-from surefoot.store.intake import PendingDepths, RunIntake, run_created
+from surefoot.store.intake import (
+    NEW_RUN_COLUMNS,
+    PendingDepths,
+    RunIntake,
+    new_run_record,
+    new_run_values,
+    run_created,
+)
 from surefoot.store.postgres import rows
 from surefoot.store.postgres.base import Cursor, PostgresBase, Row, iso, one, ts
 
@@ -38,13 +45,33 @@ _RUN_BY_ID_OR_KEY = (
 )
 
 
+_INSERT_RUN = (
+    f"INSERT INTO runs ({', '.join(NEW_RUN_COLUMNS)})"
+    f" VALUES ({', '.join(['%s'] * len(NEW_RUN_COLUMNS))})"
+)
+
+
+def _insert_params(new: NewRun, now: datetime) -> tuple[object, ...]:
+    """``_INSERT_RUN``'s parameters."""
+    return new_run_values(new, now, ts)
+
+
+def _needs_nothing_read(new: NewRun, queue: QueueSpec | None) -> bool:
+    """Whether starting ``new`` reads nothing first: no idempotency key to look up, no
+    debounce window to find, no bounded queue to count."""
+    return (
+        new.idempotency_key is None
+        and new.debounce_key is None
+        and (queue is None or queue.max_depth is None)
+    )
+
+
 class IntakeMixin(PostgresBase, RunIntake[Cursor]):
     # -- intake -------------------------------------------------------------------------
     def create_run(
         self, new: NewRun, now: datetime, actor: str, *, queue: QueueSpec | None = None
     ) -> tuple[RunRecord, bool]:
-        queues = {new.queue: queue} if queue is not None else None
-        return self._write(lambda cur: self._create_runs_txn(cur, [new], now, actor, queues)[0])
+        return self.create_runs([new], now, actor, queues={new.queue: queue} if queue else None)[0]
 
     def create_runs(
         self,
@@ -54,7 +81,32 @@ class IntakeMixin(PostgresBase, RunIntake[Cursor]):
         *,
         queues: Mapping[str, QueueSpec] | None = None,
     ) -> list[tuple[RunRecord, bool]]:
+        if all(_needs_nothing_read(new, (queues or {}).get(new.queue)) for new in news):
+            return self._write(
+                lambda cur: self._insert_runs_txn(cur, news, now, actor),
+                concurrent=True,
+                blind=True,
+            )
         return self._write(lambda cur: self._create_runs_txn(cur, news, now, actor, queues))
+
+    def _insert_runs_txn(
+        self, cur: Cursor, news: Sequence[NewRun], now: datetime, actor: str
+    ) -> list[tuple[RunRecord, bool]]:
+        """New runs that need nothing read first (see :func:`_needs_nothing_read`): their
+        inserts are deferred to the end of the transaction, so a lone start costs one
+        round trip, its ``COMMIT``'s, and a batch of starts no more. No transaction id is
+        read for a lost ``COMMIT`` answer: the first run's id tells (``_created``)."""
+        end = self._end_of(cur)
+        created: list[tuple[RunRecord, bool]] = []
+        for new in news:
+            self._later_txn(cur, _INSERT_RUN, _insert_params(new, now))
+            self._audit_txn(cur, run_created(new, actor), now)
+            self._notify_txn(cur, new.queue)
+            created.append((new_run_record(new, now), True))
+        if news:
+            end.fallible = True
+            end.probe = end.probe or news[0].run_id
+        return created
 
     def _create_run_txn(
         self,
@@ -171,35 +223,10 @@ class IntakeMixin(PostgresBase, RunIntake[Cursor]):
     def _insert_run_txn(cur: Cursor, new: NewRun, now: datetime) -> Row | None:
         """Insert a run (pending, or waiting for its debounce window); ``None`` when its
         idempotency key is already taken."""
-        waiting = new.not_before is not None
         return cur.execute(
-            "INSERT INTO runs (run_id, workflow, queue, status, idempotency_key, inputs_hash,"
-            " priority, partition_key, debounce_key, wait_reason, wake_at, inputs,"
-            " correlation_id, forked_from_run_id, forked_at_position, created_at, updated_at,"
-            " trace_context)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (idempotency_key) DO NOTHING"
+            f"{_INSERT_RUN} ON CONFLICT (idempotency_key) DO NOTHING"
             " RETURNING *, pg_current_xact_id()::text AS surefoot_xid",
-            (
-                new.run_id,
-                new.workflow,
-                new.queue,
-                "waiting" if waiting else "pending",
-                new.idempotency_key,
-                new.inputs_hash,
-                new.priority,
-                new.partition_key,
-                new.debounce_key,
-                "debounce" if waiting else None,
-                ts(new.not_before),
-                new.inputs,
-                new.correlation_id,
-                new.forked_from_run_id,
-                new.forked_at_position,
-                ts(now),
-                ts(now),
-                new.trace_context,
-            ),
+            _insert_params(new, now),
         ).fetchone()
 
     # -- lookup -------------------------------------------------------------------------

@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 
 from psycopg.rows import dict_row
 
-from surefoot.domain.records import AttemptRecord, AuditRecord, Lease, RunRecord
+from surefoot.domain.records import AttemptRecord, AuditRecord, History, Lease
 from surefoot.domain.status import RunStatus
 from surefoot.store.base import ClaimedRun
-from surefoot.store.postgres import rows
+from surefoot.store.postgres import claims, rows
 from surefoot.store.postgres.base import Cursor, Row, dt, dumps_json, iso, one, ts
 from surefoot.store.postgres.intake import IntakeMixin, Sent
 
@@ -28,16 +28,6 @@ def actor_of(worker_id: str) -> str:
     return f"worker:{worker_id}"
 
 
-# What makes a run claimable, one kind at a time, each found through its own index in claim
-# order: pending runs through ``runs_pending`` (schema 5), due waits through ``runs_wake``,
-# expired leases among the running runs through ``runs_claimable``. One condition with
-# OR over the three made PostgreSQL read and sort every claimable run at each claim
-# (behind a backlog of 100,000 pending runs: 100,000 rows sorted to take 128).
-_CLAIMABLE = (
-    ("pending", "status = 'pending'"),
-    ("due", "status = 'waiting' AND wake_at IS NOT NULL AND wake_at <= %(now)s"),
-    ("expired", "status IN ('running', 'compensating') AND lease_expires_at <= %(now)s"),
-)
 # When the next run of a set of workflows becomes claimable by time alone (``next_due``).
 _NEXT_DUE = (
     "SELECT LEAST("
@@ -47,84 +37,25 @@ _NEXT_DUE = (
     " AND lease_expires_at > %(now)s AND lease_owner IS DISTINCT FROM %(worker)s"
     " AND workflow = ANY(%(workflows)s))) AS due"
 )
-_CLAIM_ORDER = " ORDER BY priority DESC, created_at LIMIT %(limit)s FOR UPDATE OF runs SKIP LOCKED"
-
-
-def _claimable_sql(filters: str) -> str:
-    """The first ``%(limit)s`` runs of each kind that pass ``filters``, locked, skipping the
-    runs other claims hold: at most three times the limit, to be put in order."""
-    kinds = ", ".join(
-        f"{name} AS (SELECT * FROM runs WHERE {condition}{filters}{_CLAIM_ORDER})"
-        for name, condition in _CLAIMABLE
-    )
-    every = " UNION ALL ".join(f"SELECT * FROM {name}" for name, _ in _CLAIMABLE)
-    return f"WITH {kinds} {every}"
 
 
 def _claim_order(row: Row) -> tuple[int, datetime]:
     return (-int(row["priority"]), row["created_at"])
 
 
-# What every claimable run must also be: of a workflow the worker knows, in a queue not
-# paused, and the oldest unfinished run of its partition key (one at a time, in order).
-_CLAIM_FILTERS = (
-    " AND workflow = ANY(%(workflows)s)",
-    " AND queue NOT IN (SELECT queue FROM queues WHERE paused)",
-    " AND (partition_key IS NULL OR NOT EXISTS (SELECT 1 FROM runs AS earlier"
-    " WHERE earlier.partition_key = runs.partition_key"
-    " AND earlier.status NOT IN ('succeeded', 'failed', 'cancelled')"
-    " AND (earlier.created_at < runs.created_at OR (earlier.created_at ="
-    " runs.created_at AND earlier.run_id < runs.run_id))))",
-)
-
-
-# Set for the claim statement alone, reset right after it (see ``_first_in_order``).
-CLAIM_SETTINGS = (("enable_sort", "off"), ("jit", "off"))
-
-
-def _first_in_order(
-    cur: Cursor, params: Mapping[str, object], filters: Sequence[str], count: int
-) -> list[Row]:
-    """The first ``count`` claimable runs that pass ``filters``, in claim order, locked
-    (the others of each kind the statement found stay locked until the COMMIT).
-
-    Sorting is off for the statement (set and reset in its round trip): with statistics
-    that lag behind the table, as they do right after a burst of starts (when the backlog
-    is largest), PostgreSQL would rather read every pending run and sort them than walk
-    ``runs_pending`` in order; a kind that no index gives in order is still sorted. JIT
-    compilation is off too: the cost that discourages sorting would otherwise set it off
-    (a second of compiling for a statement of a millisecond)."""
-    conn = cur.connection
-    with conn.cursor(row_factory=dict_row) as claimable:
-        with conn.pipeline():
-            for name, value in CLAIM_SETTINGS:
-                cur.execute(f"SET LOCAL {name} = {value}")
-            claimable.execute(_claimable_sql("".join(filters)), {**params, "limit": count})
-            for name, _ in CLAIM_SETTINGS:
-                cur.execute(f"RESET {name}")
-        found = claimable.fetchall()
-    found.sort(key=_claim_order)
-    return found[:count]
-
-
-def _candidates(
+def _groups(
     cur: Cursor,
-    workflows: Sequence[str],
     queues: Sequence[str] | None,
     limit: int,
     now: datetime,
     caps: Mapping[str, int],
     global_concurrency: Mapping[str, int],
-) -> list[Row]:
-    """The runs a claim takes, at most ``limit``, in claim order: a queue with a limit
-    (per worker in ``caps``, over all workers in ``global_concurrency``) gives at most
-    what it has left, the other queues the rest."""
+    params: dict[str, object],
+) -> list[claims.Group]:
+    """What a claim takes from (see :mod:`surefoot.store.postgres.claims`): a queue with a
+    limit (per worker in ``caps``, over all workers in ``global_concurrency``) at most what
+    it has left, the other queues the rest; the groups' parameters go into ``params``."""
     wanted = list(queues) if queues else None
-    params: dict[str, object] = {
-        "now": ts(now),
-        "workflows": list(workflows),
-        "queues": wanted or [],
-    }
     capped = dict(caps)
     limited = sorted(global_concurrency)
     for name in limited:
@@ -144,24 +75,45 @@ def _candidates(
         for name in limited:
             free = max(0, global_concurrency[name] - int(running.get(name, 0)))
             capped[name] = min(capped.get(name, free), free)
-    found: list[Row] = []
+    filters = "".join(claims.CLAIM_FILTERS)
+    groups: list[claims.Group] = []
     for name, cap in capped.items():
         if (wanted is not None and name not in wanted) or cap <= 0:
             continue
-        found += _first_in_order(
-            cur,
-            {**params, "queue": name},
-            [*_CLAIM_FILTERS, " AND queue = %(queue)s"],
-            min(cap, limit),
+        params[f"queue_{len(groups)}"] = name
+        groups.append(
+            claims.Group(f"{filters} AND queue = %(queue_{len(groups)})s", min(cap, limit))
         )
-    rest = [*_CLAIM_FILTERS]
+    rest = filters
     if wanted is not None:
-        rest.append(" AND queue = ANY(%(queues)s)")
+        rest += " AND queue = ANY(%(queues)s)"
+        params["queues"] = wanted
     if capped:
-        rest.append(" AND NOT (queue = ANY(%(capped)s))")
-    found += _first_in_order(cur, {**params, "capped": list(capped)}, rest, limit)
-    found.sort(key=_claim_order)
-    return found[:limit]
+        rest += " AND NOT (queue = ANY(%(capped)s))"
+        params["capped"] = list(capped)
+    groups.append(claims.Group(rest, limit))
+    return groups
+
+
+def _claim_txn(
+    cur: Cursor, groups: Sequence[claims.Group], params: dict[str, object], along: Sequence[Sent]
+) -> list[Row]:
+    """Run the claim statement for ``groups``, with its settings set and reset around it
+    and the statements ``along`` after it (each on its own cursor, for the caller to
+    fetch), in one round trip: the runs it leased, in claim order."""
+    sql, limits = claims.statement(groups)
+    conn = cur.connection
+    with conn.cursor(row_factory=dict_row) as claimed:
+        with conn.pipeline():
+            for name, value in claims.CLAIM_SETTINGS:
+                cur.execute(f"SET LOCAL {name} = {value}")
+            claimed.execute(sql, {**params, **limits})
+            for name, _ in claims.CLAIM_SETTINGS:
+                cur.execute(f"RESET {name}")
+            for other, query, values in along:
+                other.execute(query, values)
+        found = claimed.fetchall()
+    return sorted(found, key=_claim_order)
 
 
 class LeaseMixin(IntakeMixin):
@@ -318,50 +270,46 @@ class LeaseMixin(IntakeMixin):
             return []
 
         def txn(cur: Cursor) -> list[ClaimedRun]:
-            found = _candidates(
-                cur, workflows, queues, limit, now, caps or {}, global_concurrency or {}
-            )
+            params: dict[str, object] = {
+                "now": ts(now),
+                "workflows": list(workflows),
+                "worker": worker_id,
+                "expires": ts(now + timedelta(seconds=lease_s)),
+                "limit": limit,
+            }
+            groups = _groups(cur, queues, limit, now, caps or {}, global_concurrency or {}, params)
+            with cur.connection.cursor(row_factory=dict_row) as counted:
+                recount = self._recount_along(counted, now, lease_s)
+                found = _claim_txn(cur, groups, params, recount)
+                if recount:
+                    self._live_workers_seen(int(one(counted)["n"]))
             if not found:
                 self._changed_nothing_txn(cur)  # rows it locked and left are not changes
                 return []
-            # A few statements for the whole claim, however many runs it takes: the
-            # leases, the attempts their previous workers left open, and their histories.
-            befores = [rows.run_from_row(row) for row in found]
-            ids = [before.run_id for before in befores]
-            taken_over = _taken_over(befores)
-            conn = cur.connection
-            with (
-                conn.cursor(row_factory=dict_row) as leased,
-                conn.cursor(row_factory=dict_row) as stopped,
-                conn.cursor(row_factory=dict_row) as counted,
-            ):
-                # The leases, the attempts the previous workers left open, and the histories
-                # (which see both) in one round trip.
-                along: list[Sent] = [
-                    (
-                        leased,
-                        _LEASE,
-                        (worker_id, ts(now + timedelta(seconds=lease_s)), ts(now), ids),
-                    )
-                ]
-                if taken_over:
-                    along.append((stopped, _INTERRUPT, _interrupt_params(taken_over, now)))
-                recount = self._recount_along(counted, now, lease_s)
-                along += recount
-                histories = self._histories_txn(cur, ids, along=along)
-                updated = {row["run_id"]: row for row in leased.fetchall()}
-                interrupted = _interrupted_from(stopped.fetchall()) if taken_over else {}
-                if recount:
-                    self._live_workers_seen(int(one(counted)["n"]))
-            self._note_xid_txn(cur, next(iter(updated.values()))["surefoot_xid"])
+            self._note_xid_txn(cur, found[0]["surefoot_xid"])
+            taken_over = _taken_over(found)
+            # What only some claims need, in one more round trip: the attempts that the
+            # stopped workers of runs taken over left open, and the histories of the runs
+            # that have one (which see those attempts ended).
+            with_history = [row["run_id"] for row in found if row["has_history"]]
+            histories: dict[str, History] = {}
+            interrupted: dict[str, tuple[AttemptRecord, ...]] = {}
+            if taken_over or with_history:
+                with cur.connection.cursor(row_factory=dict_row) as stopped:
+                    along: list[Sent] = []
+                    if taken_over:
+                        along.append((stopped, _INTERRUPT, _interrupt_params(taken_over, now)))
+                    histories = self._histories_txn(cur, with_history, along=along)
+                    if taken_over:
+                        interrupted = _interrupted_from(stopped.fetchall())
             claimed: list[ClaimedRun] = []
-            for before in befores:
-                run = rows.run_from_row(updated[before.run_id])
+            for row in found:
+                run = rows.run_from_row(row)
                 self._audit_interrupted_txn(
                     cur,
                     interrupted.get(run.run_id, ()),
                     taken_over.get(run.run_id, ""),
-                    before.correlation_id,
+                    run.correlation_id,
                     now,
                     worker_id,
                 )
@@ -372,9 +320,9 @@ class LeaseMixin(IntakeMixin):
                         "run.taken_over" if run.run_id in taken_over else "run.claimed",
                         "run",
                         run.run_id,
-                        {"status": before.status.value, "lease_owner": before.lease_owner},
+                        {"status": row["before_status"], "lease_owner": row["before_owner"]},
                         {"status": run.status.value, "lease_owner": worker_id},
-                        correlation_id=before.correlation_id,
+                        correlation_id=run.correlation_id,
                     ),
                     now,
                 )
@@ -383,7 +331,7 @@ class LeaseMixin(IntakeMixin):
                     ClaimedRun(
                         run,
                         Lease(run.run_id, worker_id, run.lease_epoch),
-                        histories[run.run_id],
+                        histories.get(run.run_id) or History(),
                         interrupted.get(run.run_id, ()),
                         run.run_id in taken_over,
                     )
@@ -531,15 +479,15 @@ def _count_live_workers(cur: Cursor, since: datetime) -> int:
     return int(one(cur.execute(_LIVE_WORKERS, (ts(since),)))["n"])
 
 
-def _taken_over(befores: Sequence[RunRecord]) -> dict[str, str]:
+def _taken_over(found: Sequence[Row]) -> dict[str, str]:
     """Why each claimed run that was still leased (its worker stopped) is taken over."""
     return {
-        before.run_id: (
-            f"worker {before.lease_owner} stopped before finishing (its lease "
-            f"expired at {_iso_or_none(before.lease_expires_at)})"
+        row["run_id"]: (
+            f"worker {row['before_owner']} stopped before finishing (its lease "
+            f"expired at {_iso_or_none(row['before_expires'])})"
         )
-        for before in befores
-        if before.status in (RunStatus.RUNNING, RunStatus.COMPENSATING)
+        for row in found
+        if row["before_status"] in (RunStatus.RUNNING.value, RunStatus.COMPENSATING.value)
     }
 
 
@@ -547,14 +495,6 @@ def _iso_or_none(value: datetime | None) -> str | None:
     return None if value is None else iso(value)
 
 
-_LEASE = (
-    "UPDATE runs SET status = CASE WHEN status = 'compensating'"
-    " THEN 'compensating' ELSE 'running' END, lease_owner = %s,"
-    " lease_epoch = lease_epoch + 1, lease_expires_at = %s,"
-    " deliveries = deliveries + 1, wait_reason = NULL, wake_at = NULL,"
-    " waiting_for = NULL, updated_at = %s WHERE run_id = ANY(%s)"
-    " RETURNING *, pg_current_xact_id()::text AS surefoot_xid"
-)
 _INTERRUPT = (
     "UPDATE attempts AS a SET outcome = 'interrupted', error = w.error,"
     " finished_at = %s FROM unnest(%s::text[], %s::text[]) AS w (run_id, error)"

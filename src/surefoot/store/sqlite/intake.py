@@ -26,12 +26,24 @@ from surefoot.errors import (
     RunAlreadyFinishedError,
     RunNotFoundError,
 )
-from surefoot.store.intake import PendingDepths, RunIntake, run_created
+from surefoot.store.intake import (
+    NEW_RUN_COLUMNS,
+    PendingDepths,
+    RunIntake,
+    new_run_values,
+    run_created,
+)
 from surefoot.store.sqlite import rows
 from surefoot.store.sqlite.base import SQLiteBase
 from surefoot.store.sqlite.values import ts
 
 T = TypeVar("T")
+
+
+_INSERT_RUN = (
+    f"INSERT INTO runs ({', '.join(NEW_RUN_COLUMNS)})"
+    f" VALUES ({', '.join(['?'] * len(NEW_RUN_COLUMNS))})"
+)
 
 
 class IntakeMixin(SQLiteBase, RunIntake[sqlite3.Cursor]):
@@ -135,34 +147,7 @@ class IntakeMixin(SQLiteBase, RunIntake[sqlite3.Cursor]):
 
     @staticmethod
     def _insert_run_txn(cur: sqlite3.Cursor, new: NewRun, now: datetime) -> None:
-        waiting = new.not_before is not None
-        cur.execute(
-            "INSERT INTO runs (run_id, workflow, queue, status, idempotency_key, inputs_hash,"
-            " priority, partition_key, debounce_key, inputs, correlation_id,"
-            " forked_from_run_id, forked_at_position, wait_reason, wake_at, created_at,"
-            " updated_at, trace_context)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                new.run_id,
-                new.workflow,
-                new.queue,
-                "waiting" if waiting else "pending",
-                new.idempotency_key,
-                new.inputs_hash,
-                new.priority,
-                new.partition_key,
-                new.debounce_key,
-                new.inputs,
-                new.correlation_id,
-                new.forked_from_run_id,
-                new.forked_at_position,
-                "debounce" if waiting else None,
-                ts(new.not_before),
-                ts(now),
-                ts(now),
-                new.trace_context,
-            ),
-        )
+        cur.execute(_INSERT_RUN, new_run_values(new, now, ts))
 
     # -- lookup -------------------------------------------------------------------------
     def get_run(self, run_id: str) -> RunRecord | None:
