@@ -31,6 +31,7 @@ from surefoot.domain.status import (
     DeadLetterStatus,
     JournalKind,
     JournalStatus,
+    ReviewStatus,
     RunStatus,
 )
 from surefoot.errors import (
@@ -46,8 +47,11 @@ from surefoot.ops import review as review_ops
 from surefoot.store.base import SCHEMA_VERSION, RunEnd, Suspension
 from surefoot.store.migrations import load_migrations, schema_sql
 from surefoot.store.postgres import PostgresStore
+from surefoot.store.postgres import base as pg_base
 from surefoot.store.postgres.base import NOTIFY_CHANNEL
 from tests import postgres_support
+from tests.contract.support import at, claim_one
+from tests.contract.test_store_operators import parked_run
 from tests.integration.support.lost_commit import lose_next_commit_answer
 from tests.postgres_support import PostgresServer
 
@@ -473,6 +477,60 @@ def test_claimable_runs_are_announced_with_notify(store: PostgresStore, postgres
         store.create_run(_new_run(queue="invoices"), T0, "tester")
         received = [n.payload for n in listener.notifies(timeout=5, stop_after=1)]
     assert received == ["invoices"]
+
+
+def queues_announced_by_one_commit(store: PostgresStore, postgres_url: str) -> list[str]:
+    """The wake-ups heard after one transaction started runs in three queues (sent in
+    one statement with its COMMIT)."""
+    with psycopg.connect(postgres_url, autocommit=True) as listener:
+        listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        news = [_new_run(queue=name) for name in ("invoices", "payments", "invoices", "refunds")]
+        store.create_runs(news, T0, "tester")
+        return [n.payload for n in listener.notifies(timeout=2, stop_after=3)]
+
+
+def test_every_wake_up_of_a_transaction_is_announced_once_in_order(
+    store: PostgresStore, postgres_url: str
+):
+    assert queues_announced_by_one_commit(store, postgres_url) == [
+        "invoices",
+        "payments",
+        "refunds",
+    ]
+
+
+def test_a_transaction_that_announces_only_its_first_wake_up_is_caught(
+    store: PostgresStore, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    # Negative control: the statement sending several wake-ups sends only the first.
+    monkeypatch.setattr(pg_base, "_NOTIFY_ALL", f"{pg_base._NOTIFY_ALL} LIMIT 1")
+    assert queues_announced_by_one_commit(store, postgres_url) == ["invoices"]
+
+
+def review_left_open_by_a_run_end(store: PostgresStore, postgres_url: str) -> ReviewStatus:
+    """A run claimed with an open review item (made claimable behind the store's back, the
+    shortest way there) and then ended: the status its item is left in."""
+    parked, item = parked_run(store)
+    with psycopg.connect(postgres_url) as conn:
+        conn.execute("UPDATE runs SET status = 'pending' WHERE run_id = %s", (parked,))
+    claimed = claim_one(store, "w2", at(3))
+    assert claimed.history.reviews[1][0].status is ReviewStatus.OPEN
+    store.finish_run(claimed.lease, RunEnd(RunStatus.CANCELLED), at(4))
+    review = store.get_review(item.item_id)
+    assert review is not None
+    return review.status
+
+
+def test_a_run_ended_with_an_open_review_item_closes_it(store: PostgresStore, postgres_url: str):
+    assert review_left_open_by_a_run_end(store, postgres_url) is ReviewStatus.CANCELLED
+
+
+def test_a_run_end_that_never_closes_review_items_is_caught(
+    store: PostgresStore, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    # Negative control: a worker sure that its runs have no open review items.
+    monkeypatch.setattr(PostgresStore, "_may_have_open_reviews", lambda _self, _run_id: False)
+    assert review_left_open_by_a_run_end(store, postgres_url) is ReviewStatus.OPEN
 
 
 # -- builders ----------------------------------------------------------------------------------

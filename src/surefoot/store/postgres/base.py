@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, LiteralString, TypeAlias, TypeVar
+from typing import Any, LiteralString, NamedTuple, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 from weakref import WeakKeyDictionary
 
@@ -97,6 +97,11 @@ MIGRATION_LOCK = 0x5F5E_F007  # pg_advisory_xact_lock key: one migrator at a tim
 _CURRENT_XID = "SELECT pg_current_xact_id_if_assigned()::text AS xid"
 # A transaction with writes left for its end: its id, assigned now if need be.
 _ASSIGNED_XID = "SELECT pg_current_xact_id()::text AS xid"
+# Several wake-ups in the order given (each a channel and its payload).
+_NOTIFY_ALL = (
+    "SELECT pg_notify(n.channel, n.payload)"
+    " FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS n (channel, payload, i) ORDER BY i"
+)
 # Whether a run with this id committed (see ``_created``): no row back if it did.
 _PROBE = (
     "INSERT INTO runs (run_id, workflow, queue, status, inputs_hash, inputs, created_at,"
@@ -227,6 +232,16 @@ class _TxnEnd:
         return bool(self.later or self.audit)
 
 
+class _Known(NamedTuple):
+    """What a worker knows of a run it holds: its correlation id (which never changes),
+    the status it last saw the run in or gave it, and whether the run may have open
+    review items (none can be added while it is held: only a run's own wait adds one)."""
+
+    correlation_id: str | None
+    status: str
+    open_reviews: bool = True
+
+
 @dataclass
 class _Checkout:
     """A pooled connection lent to one attempt, and whether it must not be reused."""
@@ -268,7 +283,7 @@ class PostgresBase:
         # Each leased run's correlation id (it never changes) and the status this worker
         # last saw it in or gave it, from its claim or its row: a write that knows them
         # can send its lease check with its writes (``fences``).
-        self._leased: dict[str, tuple[str | None, str]] = {}
+        self._leased: dict[str, _Known] = {}
         # Write transactions run in batches on the callers' threads: one at a time, or up
         # to ``BATCHES_WHEN_ALONE`` of runs' own writes once this process is a worker that
         # finds itself the only live one (``_live_workers_seen``).
@@ -515,7 +530,11 @@ class PostgresBase:
             later, end.later, checks, end.checks = end.later, [], end.checks, {}
             fences.send(cur, later, checks)
         last = [*end.later]
-        last += [("SELECT pg_notify(%s, %s)", pair) for pair in end.notify]
+        if len(end.notify) == 1:
+            last.append(("SELECT pg_notify(%s, %s)", end.notify[0]))
+        elif end.notify:  # a batch's wake-ups, in one statement
+            channels, payloads = zip(*end.notify, strict=True)
+            last.append((_NOTIFY_ALL, (list(channels), list(payloads))))
         if end.audit:
             last.append(self._append_statement(end.audit))
         if not last:
@@ -646,7 +665,7 @@ class PostgresBase:
         run is locked and read first and ``body`` gets what its row says."""
         known = self._leased.get(lease.run_id)
         if known is not None:
-            correlation_id, status = known
+            correlation_id, status, _ = known
             expected = fences.Check(lease, status if same_status else None)
 
             def blind(cur: Cursor) -> T:
@@ -666,18 +685,26 @@ class PostgresBase:
 
         return self._write(read_first, concurrent=True)
 
-    def _known_run(self, run_id: str, correlation_id: str | None, status: str) -> None:
-        """Remember a leased run's correlation id and the status it was last seen in or
-        given by this worker (forgotten when it ends or waits)."""
+    def _known_run(
+        self, run_id: str, correlation_id: str | None, status: str, *, open_reviews: bool = True
+    ) -> None:
+        """Remember a leased run's correlation id, the status it was last seen in or given
+        by this worker, and whether it may have open review items (forgotten when it ends
+        or waits)."""
         if len(self._leased) >= MAX_KNOWN_RUNS:
             self._leased.clear()  # a bound, not a cache policy: it refills from claims
-        self._leased[run_id] = (correlation_id, status)
+        self._leased[run_id] = _Known(correlation_id, status, open_reviews)
+
+    def _may_have_open_reviews(self, run_id: str) -> bool:
+        """Whether a leased run may have open review items (True when not known)."""
+        known = self._leased.get(run_id)
+        return known is None or known.open_reviews
 
     def _gave_status(self, run_id: str, status: str) -> None:
         """This worker committed ``status`` for its leased run."""
         known = self._leased.get(run_id)
         if known is not None:
-            self._leased[run_id] = (known[0], status)
+            self._leased[run_id] = known._replace(status=status)
 
     def _forget_run(self, run_id: str) -> None:
         self._leased.pop(run_id, None)

@@ -369,7 +369,13 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
         # The lease is checked with the end's writes, and the run's status before it (for
         # the audit entry) is the one this worker last gave it; if the run turns out to be
         # in another, the end is made again with the run read first.
-        self._write_fenced(lease, partial(self._finish_run_txn, lease, end, now), same_status=True)
+        # A run claimed with no open review item can have none now: nothing to close.
+        closes_reviews = self._may_have_open_reviews(lease.run_id)
+        self._write_fenced(
+            lease,
+            partial(self._finish_run_txn, lease, end, now, closes_reviews),
+            same_status=True,
+        )
         self._forget_run(lease.run_id)  # the run leaves this worker
 
     def _finish_run_txn(
@@ -377,6 +383,7 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
         lease: Lease,
         end: RunEnd,
         now: datetime,
+        closes_reviews: bool,
         cur: Cursor,
         correlation_id: str | None,
         status: str,
@@ -390,11 +397,13 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
             " wake_at = NULL, waiting_for = NULL, updated_at = %s WHERE run_id = %s",
             (end.status.value, end.output, end.error, ts(now), ts(now), lease.run_id),
         )
-        self._later_txn(
-            cur,
-            "UPDATE review_items SET status = 'cancelled' WHERE run_id = %s AND status = 'open'",
-            (lease.run_id,),
-        )
+        if closes_reviews:
+            self._later_txn(
+                cur,
+                "UPDATE review_items SET status = 'cancelled' WHERE run_id = %s"
+                " AND status = 'open'",
+                (lease.run_id,),
+            )
         dead = end.dead_letter
         if dead is not None:
             self._later_txn(

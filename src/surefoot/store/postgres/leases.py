@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from psycopg.rows import dict_row
 
 from surefoot.domain.records import AttemptRecord, AuditRecord, History, Lease
-from surefoot.domain.status import RunStatus
+from surefoot.domain.status import ReviewStatus, RunStatus
 from surefoot.store.base import ClaimedRun
 from surefoot.store.postgres import claims, rows
 from surefoot.store.postgres.base import Cursor, Row, dt, dumps_json, iso, one, ts
@@ -326,12 +326,22 @@ class LeaseMixin(IntakeMixin):
                     ),
                     now,
                 )
-                self._known_run(run.run_id, run.correlation_id, run.status.value)
+                history = histories.get(run.run_id) or History()
+                self._known_run(
+                    run.run_id,
+                    run.correlation_id,
+                    run.status.value,
+                    open_reviews=any(
+                        item.status is ReviewStatus.OPEN
+                        for items in history.reviews.values()
+                        for item in items
+                    ),
+                )
                 claimed.append(
                     ClaimedRun(
                         run,
                         Lease(run.run_id, worker_id, run.lease_epoch),
-                        histories.get(run.run_id) or History(),
+                        history,
                         interrupted.get(run.run_id, ()),
                         run.run_id in taken_over,
                     )

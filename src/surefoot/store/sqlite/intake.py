@@ -30,6 +30,7 @@ from surefoot.store.intake import (
     NEW_RUN_COLUMNS,
     PendingDepths,
     RunIntake,
+    new_run_record,
     new_run_values,
     run_created,
 )
@@ -97,9 +98,7 @@ class IntakeMixin(SQLiteBase, RunIntake[sqlite3.Cursor]):
             run_created(new, actor),
             now,
         )
-        return rows.run_from_row(
-            cur.execute("SELECT * FROM runs WHERE run_id = ?", (new.run_id,)).fetchone()
-        ), True
+        return new_run_record(new, now), True  # as inserted: nothing to read back
 
     @staticmethod
     def _depths(cur: sqlite3.Cursor) -> PendingDepths:
