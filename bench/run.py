@@ -418,7 +418,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--unloaded-default-poll-n",
         type=int,
         default=50,
-        help="fewer runs with the default poll interval (each waits for a poll)",
+        help="unloaded latency: runs with the default poll interval",
     )
     parser.add_argument(
         "--unloaded-idle-n",
