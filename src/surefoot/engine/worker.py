@@ -26,7 +26,8 @@ dead worker's lease expiring) announces itself to nobody. A worker with room for
 that found nothing more to claim asks the store when the next such moment is
 (``next_due``, at most every ``DUE_LOOK_S``) and sleeps until then if it comes before
 its next poll, so a sleep ends and a dead worker's runs are taken over on time, not up
-to ``poll_interval_s`` late.
+to ``poll_interval_s`` late. A worker whose claims keep finding that other workers took
+what it was told of waits a little before claiming again (``claim_pace``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from types import FrameType
 
 from surefoot.domain.records import Lease, RunRecord
 from surefoot.engine.app import App
+from surefoot.engine.claim_pace import ClaimPace
 from surefoot.engine.execution import RunControl
 from surefoot.engine.runner import execute
 from surefoot.engine.runtime import Runtime, utc_now
@@ -175,6 +177,8 @@ class Worker:
         self._active_queue: dict[str, str] = {}
         self._active_lock = threading.Lock()
         self._wake = threading.Event()
+        # Races for announced runs lost to other workers: how soon to claim again.
+        self._pace = ClaimPace()
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -215,9 +219,9 @@ class Worker:
             )
         self._process = process
         self._take_over_dead_workers()
-        self.app.add_waker(self._wake.set)
+        self.app.add_waker(self._on_news)
         # It waits for news of new runs only while it has room for one.
-        unsubscribe = rt.store.subscribe(self._wake.set, waiting=self._has_room)
+        unsubscribe = rt.store.subscribe(self._on_news, waiting=self._has_room)
         heartbeat = threading.Thread(
             target=self._heartbeat_loop, name="surefoot-heartbeat", daemon=True
         )
@@ -234,7 +238,7 @@ class Worker:
         finally:
             unsubscribe()
             self._drain(pool)
-            self.app.remove_waker(self._wake.set)
+            self.app.remove_waker(self._on_news)
             try:
                 rt.store.worker_stopped(self.worker_id, utc_now())
             except StoreError:
@@ -286,11 +290,19 @@ class Worker:
             claimed: list[ClaimedRun] = []
             now = utc_now()
             if free > 0:
+                # Other workers took the runs the last news told of: let more news gather
+                # before claiming again (see ``claim_pace``).
+                pause = self._pace.pause_s()
+                if pause:
+                    if self._stop.wait(pause):
+                        continue
+                    now = utc_now()
                 # A wake-up that came before this claim is answered by it: what woke the
                 # worker was committed before the wake, so the claim sees it. Cleared
                 # here rather than only after the wait, so that a wake arriving between
                 # that wait and this claim does not cost a second, empty claim.
                 self._wake.clear()
+                answering = self._pace.claiming()
                 started = time.perf_counter()
                 try:
                     claimed = rt.store.claim(
@@ -309,6 +321,7 @@ class Worker:
                     continue
                 finally:
                     instrument.store_call("claim", started)
+                self._pace.claimed(answering, len(claimed))
             for item in claimed:
                 with self._active_lock:
                     self._active[item.run.run_id] = item.lease
@@ -323,6 +336,12 @@ class Worker:
                 return
             self._wake.wait(self._wait_s(free - len(claimed), workflows, now))
             self._wake.clear()
+
+    def _on_news(self) -> None:
+        """A run became claimable (a start, an event, a review decision...), here or in
+        another process: claim."""
+        self._pace.heard()
+        self._wake.set()
 
     def _wait_s(self, room: int, workflows: Sequence[str], claimed_at: datetime) -> float:
         """How long to wait for a wake-up before claiming again: the poll interval, or
