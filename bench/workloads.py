@@ -23,8 +23,8 @@ from bench.stores import Probe, Target
 STEPS_PER_WORKFLOW = 3
 # Unloaded latency and timed wake-ups: runs before the measured ones. A worker's first runs
 # are slower (imports, its connections opening, a new server process's caches, statements
-# not yet prepared): on PostgreSQL the first ten took 5-7 ms, the next ten 4-5, the third
-# ten 3.3-3.8, then 3.0-3.5 (medians of each ten, a throwaway script); measured after them.
+# not yet prepared): on PostgreSQL the first ten took 4.8-7.1 ms, the next ten 3.7-4.8, the third
+# ten 3.3-3.8, then 2.9-3.8 (medians of each ten, a throwaway script); measured after them.
 WARM_UP_RUNS = 30
 
 
