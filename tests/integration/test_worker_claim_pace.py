@@ -24,7 +24,7 @@ from surefoot.engine.claim_pace import MOST_PAUSE_S, ClaimPace
 MakeApp = Callable[..., sf.App]
 StartWorker = Callable[..., sf.Worker]
 
-NEWS_S = 0.5  # how long the other app keeps starting runs
+NEWS_S = 0.5  # how long the worker keeps being told of work that is not there
 POLL_S = 5.0  # the worker's poll interval: no claim within the test comes from a poll
 # Claims a pacing worker may make in NEWS_S: one per longest pause, the first few pauses
 # shorter, and the claims already under way when the news began and ended.

@@ -97,7 +97,7 @@ MIGRATION_LOCK = 0x5F5E_F007  # pg_advisory_xact_lock key: one migrator at a tim
 _CURRENT_XID = "SELECT pg_current_xact_id_if_assigned()::text AS xid"
 # A transaction with writes left for its end: its id, assigned now if need be.
 _ASSIGNED_XID = "SELECT pg_current_xact_id()::text AS xid"
-# Several wake-ups in the order given (each a channel and its payload).
+# A transaction's wake-ups in the order given (each a channel and its payload).
 _NOTIFY_ALL = (
     "SELECT pg_notify(n.channel, n.payload)"
     " FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS n (channel, payload, i) ORDER BY i"
@@ -530,9 +530,7 @@ class PostgresBase:
             later, end.later, checks, end.checks = end.later, [], end.checks, {}
             fences.send(cur, later, checks)
         last = [*end.later]
-        if len(end.notify) == 1:
-            last.append(("SELECT pg_notify(%s, %s)", end.notify[0]))
-        elif end.notify:  # a batch's wake-ups, in one statement
+        if end.notify:  # however many, in one statement
             channels, payloads = zip(*end.notify, strict=True)
             last.append((_NOTIFY_ALL, (list(channels), list(payloads))))
         if end.audit:
