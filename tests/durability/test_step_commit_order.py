@@ -162,6 +162,16 @@ def _execution_writes() -> float:
     )
 
 
+def _writes_after(base: float, writes: int) -> float:
+    """The count of execution writes once it has reached ``base + writes`` (bounded wait),
+    and a moment past it, so that a write too many shows too."""
+    deadline = time.monotonic() + 5
+    while _execution_writes() - base < writes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    return _execution_writes()
+
+
 @pytest.mark.parametrize(
     ("settings", "writes"),
     [
@@ -185,16 +195,15 @@ def test_step_ends_share_the_runs_next_write(
         return noop(noop(noop(n)))
 
     start_worker(app)
-    app.start(flow, 0).result(timeout=20)  # the worker is up and has run one
-    before = _execution_writes()
+    # The worker is up and has run one. It records a write's latency after the commit
+    # returns, and the client may see the committed run first: the count of the first
+    # run's writes must settle before it is taken as the base of the second's.
+    first = _execution_writes()
+    app.start(flow, 0).result(timeout=20)
+    before = _writes_after(first, writes)
     handle = app.start(flow, 7)
     assert handle.result(timeout=20) == 7
-    # The worker records a write's latency after its commit returns, and the client may
-    # see the committed run first: wait (bounded) for the count to catch up.
-    deadline = time.monotonic() + 5
-    while _execution_writes() - before < writes and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert _execution_writes() - before == writes
+    assert _writes_after(before, writes) - before == writes
     assert [e.position for e in app.store.list_journal(handle.run_id)] == [1, 2, 3]
     assert [a.outcome for a in app.store.list_attempts(handle.run_id)] == [
         AttemptOutcome.SUCCEEDED
