@@ -9,14 +9,68 @@ the run's end mean the same thing on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Generic, TypeVar
 
 from surefoot.domain.records import AttemptRecord, AttemptResult, JournalEntry, Lease
 from surefoot.domain.status import AttemptKind
-from surefoot.store.base import StepCommit
+from surefoot.store.base import StepCommit, attempt_end_columns
 
 C = TypeVar("C")
+Stamp = Callable[[datetime | None], object]  # a time as a store's query parameter
+
+ATTEMPT_COLUMNS = (
+    "run_id, position, kind, attempt, generation, step, idempotency_key, inputs, outcome,"
+    " failure_class, rule, route, decision, error, worker_id, started_at, finished_at"
+)
+JOURNAL_COLUMNS = (
+    "run_id, position, kind, name, status, output, error, wake_at, created_at, committed_at"
+)
+# A journal entry written again (a wait resolved, a step committed after its start) keeps
+# its kind, name and creation time.
+JOURNAL_CONFLICT = (
+    " ON CONFLICT (run_id, position) DO UPDATE SET status = excluded.status,"
+    " output = excluded.output, error = excluded.error, wake_at = excluded.wake_at,"
+    " committed_at = excluded.committed_at"
+)
+
+
+def attempt_values(
+    attempt: AttemptRecord, ended: tuple[AttemptResult, datetime] | None, stamp: Stamp
+) -> tuple[object, ...]:
+    """An attempt row's :data:`ATTEMPT_COLUMNS`: ``running``, or as it ``ended`` (result,
+    time); ``stamp`` makes a time a store's value."""
+    return (
+        attempt.run_id,
+        attempt.position,
+        attempt.kind.value,
+        attempt.attempt,
+        attempt.generation,
+        attempt.step,
+        attempt.idempotency_key,
+        attempt.inputs,
+        *attempt_end_columns(ended),
+        attempt.worker_id,
+        stamp(attempt.started_at),
+        stamp(ended[1]) if ended else None,
+    )
+
+
+def journal_values(entry: JournalEntry, stamp: Stamp) -> tuple[object, ...]:
+    """A journal row's :data:`JOURNAL_COLUMNS`."""
+    return (
+        entry.run_id,
+        entry.position,
+        entry.kind.value,
+        entry.name,
+        entry.status.value,
+        entry.output,
+        entry.error,
+        stamp(entry.wake_at),
+        stamp(entry.created_at),
+        stamp(entry.committed_at),
+    )
 
 
 class StepWrites(Generic[C]):
@@ -77,22 +131,36 @@ class StepWrites(Generic[C]):
             cur, lease, attempt.position, attempt.attempt, result, now, correlation_id
         )
 
+    def _commit_steps_txn(
+        self, cur: C, lease: Lease, steps: Sequence[StepCommit], correlation_id: str | None
+    ) -> None:
+        """Step ends left for the run's next write, in order (a store may send them in
+        fewer statements, to the same effect)."""
+        for step in steps:
+            self._commit_step_txn(cur, lease, step, correlation_id)
+
     def _commit_step_txn(
         self, cur: C, lease: Lease, step: StepCommit, correlation_id: str | None
     ) -> None:
         """A step's end left for the run's next write (see :class:`StepCommit`)."""
-        attempt = step.attempt
         if step.start_written:
-            self._finish_attempt_txn(
-                cur,
-                lease,
-                attempt.position,
-                attempt.kind,
-                attempt.attempt,
-                step.result,
-                step.at,
-                correlation_id,
-            )
+            self._finish_written_txn(cur, lease, step, correlation_id)
         else:
-            self._record_attempt_txn(cur, lease, attempt, step.result, step.at, correlation_id)
+            self._record_attempt_txn(cur, lease, step.attempt, step.result, step.at, correlation_id)
         self._upsert_journal_txn(cur, step.journal)
+
+    def _finish_written_txn(
+        self, cur: C, lease: Lease, step: StepCommit, correlation_id: str | None
+    ) -> None:
+        """The end of a held step whose start is committed: its row's end, audited."""
+        attempt = step.attempt
+        self._finish_attempt_txn(
+            cur,
+            lease,
+            attempt.position,
+            attempt.kind,
+            attempt.attempt,
+            step.result,
+            step.at,
+            correlation_id,
+        )

@@ -97,10 +97,11 @@ MIGRATION_LOCK = 0x5F5E_F007  # pg_advisory_xact_lock key: one migrator at a tim
 _CURRENT_XID = "SELECT pg_current_xact_id_if_assigned()::text AS xid"
 # A transaction with writes left for its end: its id, assigned now if need be.
 _ASSIGNED_XID = "SELECT pg_current_xact_id()::text AS xid"
-# A transaction's wake-ups in the order given (each a channel and its payload).
+# A transaction's wake-ups in the order given: one JSON array of [channel, payload] pairs
+# (the driver sends a JSON text for less than it takes to send two arrays).
 _NOTIFY_ALL = (
-    "SELECT pg_notify(n.channel, n.payload)"
-    " FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS n (channel, payload, i) ORDER BY i"
+    "SELECT pg_notify(n.e->>0, n.e->>1)"
+    " FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS n (e, i) ORDER BY n.i"
 )
 # Whether a run with this id committed (see ``_created``): no row back if it did.
 _PROBE = (
@@ -531,8 +532,7 @@ class PostgresBase:
             fences.send(cur, later, checks)
         last = [*end.later]
         if end.notify:  # however many, in one statement
-            channels, payloads = zip(*end.notify, strict=True)
-            last.append((_NOTIFY_ALL, (list(channels), list(payloads))))
+            last.append((_NOTIFY_ALL, (json.dumps(end.notify, separators=(",", ":")),)))
         if end.audit:
             last.append(self._append_statement(end.audit))
         if not last:

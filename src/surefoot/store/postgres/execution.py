@@ -5,6 +5,7 @@ Every method here is fenced: it locks the run row and checks the lease first.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from functools import partial
@@ -31,7 +32,14 @@ from surefoot.store.base import (
 from surefoot.store.postgres import rows
 from surefoot.store.postgres.base import FINISHED_CHANNEL, Cursor, dumps_json, iso, ts
 from surefoot.store.postgres.leases import LeaseMixin, actor_of
-from surefoot.store.step_writes import StepWrites
+from surefoot.store.step_writes import (
+    ATTEMPT_COLUMNS,
+    JOURNAL_COLUMNS,
+    JOURNAL_CONFLICT,
+    StepWrites,
+    attempt_values,
+    journal_values,
+)
 
 
 class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
@@ -57,8 +65,7 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
 
     def commit_steps(self, lease: Lease, steps: Sequence[StepCommit]) -> None:
         def body(cur: Cursor, correlation_id: str | None, _status: str) -> None:
-            for step in steps:
-                self._commit_step_txn(cur, lease, step, correlation_id)
+            self._commit_steps_txn(cur, lease, steps, correlation_id)
 
         self._write_fenced(lease, body)
 
@@ -72,27 +79,12 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
         ended: tuple[AttemptResult, datetime] | None = None,
     ) -> None:
         """Insert the attempt's row: ``running``, or as it ``ended`` (result, time)."""
-        self._later_txn(
-            cur,
-            "INSERT INTO attempts (run_id, position, kind, attempt, generation, step,"
-            " idempotency_key, inputs, outcome, failure_class, rule, route, decision, error,"
-            " worker_id, started_at, finished_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                attempt.run_id,
-                attempt.position,
-                attempt.kind.value,
-                attempt.attempt,
-                attempt.generation,
-                attempt.step,
-                attempt.idempotency_key,
-                attempt.inputs,
-                *attempt_end_columns(ended),
-                attempt.worker_id,
-                ts(attempt.started_at),
-                ts(ended[1]) if ended else None,
-            ),
-        )
+        self._later_txn(cur, _INSERT_ATTEMPT, attempt_values(attempt, ended, ts))
+        self._audit_attempt_started_txn(cur, lease, attempt, correlation_id)
+
+    def _audit_attempt_started_txn(
+        self, cur: Cursor, lease: Lease, attempt: AttemptRecord, correlation_id: str | None
+    ) -> None:
         self._audit_txn(
             cur,
             AuditRecord(
@@ -111,6 +103,38 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
             ),
             attempt.started_at,
         )
+
+    def _commit_steps_txn(
+        self,
+        cur: Cursor,
+        lease: Lease,
+        steps: Sequence[StepCommit],
+        correlation_id: str | None,
+    ) -> None:
+        """Several step ends in two statements, not two per step: the rows of the attempts
+        whose start was not written in one insert, the journal entries in one upsert (each
+        statement costs the worker and the server a parse, bind and execute). The audit
+        entries are queued in the order the steps ended, as one by one."""
+        positions = {step.journal.position for step in steps}
+        if len(steps) < 2 or len(positions) < len(steps):
+            # One upsert cannot change a journal row twice: one by one, as they ended.
+            super()._commit_steps_txn(cur, lease, steps, correlation_id)
+            return
+        whole: list[tuple[object, ...]] = []
+        for step in steps:
+            attempt = step.attempt
+            if step.start_written:
+                self._finish_written_txn(cur, lease, step, correlation_id)
+                continue
+            whole.append(attempt_values(attempt, (step.result, step.at), ts))
+            self._audit_attempt_started_txn(cur, lease, attempt, correlation_id)
+            self._audit_attempt_finished_txn(
+                cur, lease, attempt.position, attempt.attempt, step.result, step.at, correlation_id
+            )
+        if whole:
+            self._later_txn(cur, _INSERT_ATTEMPTS, _rows_json(whole))
+        journal = [journal_values(step.journal, ts) for step in steps]
+        self._later_txn(cur, _UPSERT_JOURNALS, _rows_json(journal))
 
     def finish_attempt(
         self,
@@ -192,26 +216,7 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
         )
 
     def _upsert_journal_txn(self, cur: Cursor, entry: JournalEntry) -> None:
-        self._later_txn(
-            cur,
-            "INSERT INTO journal (run_id, position, kind, name, status, output, error, wake_at,"
-            " created_at, committed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (run_id, position) DO UPDATE SET status = excluded.status,"
-            " output = excluded.output, error = excluded.error, wake_at = excluded.wake_at,"
-            " committed_at = excluded.committed_at",
-            (
-                entry.run_id,
-                entry.position,
-                entry.kind.value,
-                entry.name,
-                entry.status.value,
-                entry.output,
-                entry.error,
-                ts(entry.wake_at),
-                ts(entry.created_at),
-                ts(entry.committed_at),
-            ),
-        )
+        self._later_txn(cur, _UPSERT_JOURNAL, journal_values(entry, ts))
 
     def commit_journal(self, lease: Lease, entry: JournalEntry) -> None:
         self._write_fenced(lease, lambda cur, _cid, _status: self._upsert_journal_txn(cur, entry))
@@ -388,8 +393,7 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
         correlation_id: str | None,
         status: str,
     ) -> None:
-        for step in end.steps:
-            self._commit_step_txn(cur, lease, step, correlation_id)
+        self._commit_steps_txn(cur, lease, end.steps, correlation_id)
         self._later_txn(
             cur,
             "UPDATE runs SET status = %s, output = %s, error = %s, finished_at = %s,"
@@ -417,3 +421,35 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
         self._audit_txn(cur, run_finished_record(lease, end, status, correlation_id), now)
         # Heard, after the COMMIT, by clients waiting for the result (subscribe_changes).
         self._notify_txn(cur, lease.run_id, channel=FINISHED_CHANNEL)
+
+
+_INSERT_ATTEMPT = f"INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES ({', '.join(['%s'] * 17)})"
+# Several rows in one statement, as one JSON array of rows in one parameter (as the
+# audit append sends its entries, and for the same reasons: one text however many rows,
+# parsed once by the driver and prepared once by the server; arrays per column cost the
+# driver more to send than the statements they replace).
+_INSERT_ATTEMPTS = (
+    f"INSERT INTO attempts ({ATTEMPT_COLUMNS}) SELECT e->>0, (e->>1)::int, e->>2,"
+    " (e->>3)::int, (e->>4)::int, e->>5, e->>6, e->>7, e->>8, e->>9, e->>10, e->>11, e->>12,"
+    " e->>13, e->>14, (e->>15)::timestamptz, (e->>16)::timestamptz"
+    " FROM jsonb_array_elements(%s::jsonb) AS queued_rows (e)"
+)
+_UPSERT_JOURNAL = (
+    f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES ({', '.join(['%s'] * 10)})" + JOURNAL_CONFLICT
+)
+_UPSERT_JOURNALS = (
+    f"INSERT INTO journal ({JOURNAL_COLUMNS}) SELECT e->>0, (e->>1)::int, e->>2, e->>3,"
+    " e->>4, e->>5, e->>6, (e->>7)::timestamptz, (e->>8)::timestamptz, (e->>9)::timestamptz"
+    " FROM jsonb_array_elements(%s::jsonb) AS queued_rows (e)" + JOURNAL_CONFLICT
+)
+
+
+def _rows_json(rows: Sequence[tuple[object, ...]]) -> list[str]:
+    """Rows as the one parameter of a statement that reads them from a JSON array."""
+    return [json.dumps(rows, separators=(",", ":"), default=_iso)]
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, datetime):
+        return iso(value)
+    raise TypeError(f"cannot send {type(value).__name__} as JSON")

@@ -38,9 +38,22 @@ from surefoot.store.base import (
 from surefoot.store.sqlite import rows
 from surefoot.store.sqlite.leases import LeasesMixin, actor_of
 from surefoot.store.sqlite.values import dt_required, dumps_json, ts
-from surefoot.store.step_writes import StepWrites
+from surefoot.store.step_writes import (
+    ATTEMPT_COLUMNS,
+    JOURNAL_COLUMNS,
+    JOURNAL_CONFLICT,
+    StepWrites,
+    attempt_values,
+    journal_values,
+)
 
 T = TypeVar("T")
+
+
+_INSERT_ATTEMPT = f"INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES ({', '.join(['?'] * 17)})"
+_UPSERT_JOURNAL = (
+    f"INSERT INTO journal ({JOURNAL_COLUMNS}) VALUES ({', '.join(['?'] * 10)})" + JOURNAL_CONFLICT
+)
 
 
 class ExecutionMixin(LeasesMixin, StepWrites[sqlite3.Cursor]):
@@ -68,8 +81,7 @@ class ExecutionMixin(LeasesMixin, StepWrites[sqlite3.Cursor]):
     def commit_steps(self, lease: Lease, steps: Sequence[StepCommit]) -> None:
         def txn(cur: sqlite3.Cursor) -> None:
             row = self._fence_txn(cur, lease)
-            for step in steps:
-                self._commit_step_txn(cur, lease, step, row["correlation_id"])
+            self._commit_steps_txn(cur, lease, steps, row["correlation_id"])
 
         self._write(txn)
 
@@ -83,26 +95,7 @@ class ExecutionMixin(LeasesMixin, StepWrites[sqlite3.Cursor]):
         ended: tuple[AttemptResult, datetime] | None = None,
     ) -> None:
         """Insert the attempt's row: ``running``, or as it ``ended`` (result, time)."""
-        cur.execute(
-            "INSERT INTO attempts (run_id, position, kind, attempt, generation, step,"
-            " idempotency_key, inputs, outcome, failure_class, rule, route, decision, error,"
-            " worker_id, started_at, finished_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                attempt.run_id,
-                attempt.position,
-                attempt.kind.value,
-                attempt.attempt,
-                attempt.generation,
-                attempt.step,
-                attempt.idempotency_key,
-                attempt.inputs,
-                *attempt_end_columns(ended),
-                attempt.worker_id,
-                ts(attempt.started_at),
-                ts(ended[1]) if ended else None,
-            ),
-        )
+        cur.execute(_INSERT_ATTEMPT, attempt_values(attempt, ended, ts))
         self._audit_txn(
             cur,
             AuditRecord(
@@ -203,25 +196,7 @@ class ExecutionMixin(LeasesMixin, StepWrites[sqlite3.Cursor]):
 
     @staticmethod
     def _upsert_journal_txn(cur: sqlite3.Cursor, entry: JournalEntry) -> None:
-        cur.execute(
-            "INSERT INTO journal (run_id, position, kind, name, status, output, error, wake_at,"
-            " created_at, committed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (run_id, position) DO UPDATE SET status = excluded.status,"
-            " output = excluded.output, error = excluded.error, wake_at = excluded.wake_at,"
-            " committed_at = excluded.committed_at",
-            (
-                entry.run_id,
-                entry.position,
-                entry.kind.value,
-                entry.name,
-                entry.status.value,
-                entry.output,
-                entry.error,
-                ts(entry.wake_at),
-                ts(entry.created_at),
-                ts(entry.committed_at),
-            ),
-        )
+        cur.execute(_UPSERT_JOURNAL, journal_values(entry, ts))
 
     def commit_journal(self, lease: Lease, entry: JournalEntry) -> None:
         def txn(cur: sqlite3.Cursor) -> None:
@@ -378,8 +353,7 @@ class ExecutionMixin(LeasesMixin, StepWrites[sqlite3.Cursor]):
     def finish_run(self, lease: Lease, end: RunEnd, now: datetime) -> None:
         def txn(cur: sqlite3.Cursor) -> None:
             row = self._fence_txn(cur, lease)
-            for step in end.steps:
-                self._commit_step_txn(cur, lease, step, row["correlation_id"])
+            self._commit_steps_txn(cur, lease, end.steps, row["correlation_id"])
             cur.execute(
                 "UPDATE runs SET status = ?, output = ?, error = ?, finished_at = ?,"
                 " lease_owner = NULL, lease_expires_at = NULL, wait_reason = NULL,"
