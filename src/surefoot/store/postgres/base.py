@@ -398,6 +398,9 @@ class PostgresBase:
         return error
 
     def _note_opened(self, conn: psycopg.Connection[Any]) -> None:
+        # The store's statements are short: compiling one (JIT) would cost more than running
+        # it, and the cost that discourages a claim's sort would otherwise set it off.
+        conn.execute("SET jit = off")
         with self._opened_lock:
             self._opened[conn] = (time.monotonic(), conn.info.backend_pid)
 

@@ -47,10 +47,10 @@ CLAIM_FILTERS = (
 # is off: with statistics that lag behind the table, as they do right after a burst of
 # starts (when the backlog is largest), PostgreSQL would rather read every pending run and
 # sort them than walk ``runs_pending`` in order; what no index gives in order (the few runs
-# found of each kind, put in one order) is still sorted. JIT compilation is off too: the
-# cost that discourages sorting would otherwise set it off (a second of compiling for a
-# statement of a millisecond).
-CLAIM_SETTINGS = (("enable_sort", "off"), ("jit", "off"))
+# found of each kind, put in one order) is still sorted. (JIT compilation, which the cost
+# that discourages sorting would otherwise set off, is off for every connection of the
+# store: see ``PostgresBase._note_opened``.)
+CLAIM_SETTINGS = (("enable_sort", "off"),)
 
 _ORDER = " ORDER BY priority DESC, created_at"
 
