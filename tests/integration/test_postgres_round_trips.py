@@ -14,6 +14,12 @@ opens: a round trip ends with the server's ``ReadyForQuery``.
 
 The negative control sends each ``BEGIN`` on its own, waiting for its answer, as psycopg
 does by itself: every count rises by one, which the same assertions catch.
+
+Statements are counted from the same trace: each costs the worker and the server its own
+parse, bind and execute. A run's end sends the ends of the steps it holds (quick steps'
+results, committed with it) in two statements however many there are: their attempt rows
+in one, their journal entries in another; the negative control sends each step's in
+statements of their own.
 """
 
 from __future__ import annotations
@@ -26,12 +32,25 @@ import psycopg
 import pytest
 from psycopg import pq
 
+from surefoot.domain.records import Lease
 from surefoot.domain.status import RunStatus
-from surefoot.store.base import RunEnd
+from surefoot.store.base import RunEnd, StepCommit
 from surefoot.store.postgres import PostgresStore, claims, connection
 from surefoot.store.postgres.base import PostgresBase
+from surefoot.store.postgres.execution import ExecutionMixin
+from surefoot.store.step_writes import StepWrites
 from tests import postgres_support
-from tests.contract.support import ACTOR, LEASE_S, T0, at, attempt, claim_one, new_run
+from tests.contract.support import (
+    ACTOR,
+    LEASE_S,
+    SUCCEEDED,
+    T0,
+    at,
+    attempt,
+    claim_one,
+    committed_step,
+    new_run,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -64,6 +83,14 @@ class Traced:
     def _ready(self) -> int:
         self._file.flush()
         return sum("\tReadyForQuery\t" in line for line in self._path.read_text().splitlines())
+
+    def sent(self) -> int:
+        """Statements sent so far: the client's ``Execute`` and ``Query`` messages."""
+        self._file.flush()
+        return sum(
+            line.startswith("F\t") and ("\tExecute\t" in line or "\tQuery\t" in line)
+            for line in self._path.read_text().splitlines()
+        )
 
     def close(self) -> None:
         self.store.close()
@@ -152,3 +179,62 @@ def test_a_claim_that_reads_every_history_is_caught(
     counts = round_trips_of_one_run(traced)
     assert counts != EXPECTED
     assert counts == {**EXPECTED, "claim": 3}
+
+
+# -- statements -------------------------------------------------------------------------------
+
+
+def statements(traced: Traced, operation: Callable[[], object]) -> int:
+    """How many statements the store sent while ``operation`` ran (each an ``Execute`` of
+    the extended protocol, or a ``Query`` of the simple one)."""
+    traced.round_trips(lambda: None)  # flushed: the lines before are not counted
+    before = traced.sent()
+    operation()
+    return traced.sent() - before
+
+
+def statements_of_an_end_and_a_claim(traced: Traced) -> dict[str, int]:
+    """A run's end with three held step ends (BEGIN, the lease check, the attempt rows, the
+    journal entries, the run, the audit entries, the wake-up, COMMIT), and the claim of a
+    new run (BEGIN, the sort setting and its reset around the claim statement, the audit
+    entry, COMMIT)."""
+    store = traced.store
+    store.create_run(new_run(), T0, ACTOR)  # connections opened and statements prepared
+    warm = claim_one(store, "w", T0)
+    store.finish_run(warm.lease, RunEnd(RunStatus.SUCCEEDED, '"done"', steps=held(warm.lease)), T0)
+    run = new_run()
+    store.create_run(run, T0, ACTOR)
+    claimed: list[Any] = []
+    counts = {"claim": statements(traced, lambda: claimed.append(claim_one(store, "w", at(1))))}
+    lease = claimed[0].lease
+    end = RunEnd(RunStatus.SUCCEEDED, '"done"', steps=held(lease))
+    counts["end"] = statements(traced, lambda: store.finish_run(lease, end, at(2)))
+    assert [a.position for a in store.list_attempts(run.run_id)] == [1, 2, 3]
+    return counts
+
+
+def held(lease: Lease) -> tuple[StepCommit, ...]:
+    return tuple(
+        StepCommit(
+            attempt(lease, at(p), position=p),
+            start_written=False,
+            result=SUCCEEDED,
+            journal=committed_step(lease.run_id, at(p + 0.5), position=p),
+            at=at(p + 0.5),
+        )
+        for p in (1, 2, 3)
+    )
+
+
+STATEMENTS = {"claim": 6, "end": 8}
+
+
+def test_a_run_end_sends_its_held_steps_in_two_statements(traced: Traced):
+    assert statements_of_an_end_and_a_claim(traced) == STATEMENTS
+
+
+def test_held_steps_sent_one_by_one_are_caught(traced: Traced, monkeypatch: pytest.MonkeyPatch):
+    # Negative control: each held step's attempt row and journal entry in statements of
+    # their own, as every store did before (two more per step after the first).
+    monkeypatch.setattr(ExecutionMixin, "_commit_steps_txn", StepWrites._commit_steps_txn)
+    assert statements_of_an_end_and_a_claim(traced) == {**STATEMENTS, "end": 12}
