@@ -146,3 +146,28 @@ def test_negative_control_a_store_that_forgets_ends_of_written_starts_is_caught(
     monkeypatch.setattr(type(store), "_commit_steps_txn", forgetful)
     with pytest.raises(AssertionError):
         _assert_same_as_one_by_one(store, _with_the_end)
+
+
+def test_step_ends_committed_together_keep_their_text_exactly(store: Store) -> None:
+    """Inputs and outputs travel inside another encoding when sent together (PostgreSQL:
+    a JSON array); what is stored is the very text given."""
+    texts = [
+        '{"note":"caf\\u00e9 \\"quoted\\" back\\\\slash"}',
+        '"tab\\tnew\\nline \\u0000 nul, emoji \U0001f4a5, e\u0301"',
+        "[1e400, -0.0, 12345678901234567890]",
+    ]
+    record, _ = store.create_run(new_run(), T0, ACTOR)
+    lease = claim_one(store, "w1", T0).lease
+    steps = [
+        StepCommit(
+            replace(attempt(lease, at(p), position=p), inputs=text),
+            start_written=False,
+            result=SUCCEEDED,
+            journal=replace(committed_step(lease.run_id, at(p + 0.5), position=p), output=text),
+            at=at(p + 0.5),
+        )
+        for p, text in enumerate(texts, start=1)
+    ]
+    store.finish_run(lease, RunEnd(RunStatus.SUCCEEDED, '"done"', steps=tuple(steps)), at(10))
+    assert [a.inputs for a in store.list_attempts(record.run_id)] == texts
+    assert [e.output for e in store.list_journal(record.run_id)] == texts

@@ -4,7 +4,10 @@ Each store supplies the statements (``_begin_attempt_txn``, ``_finish_attempt_tx
 ``_audit_attempt_finished_txn``, ``_upsert_journal_txn``) for its cursor type; this mixin
 puts them together the same way for both, so that step ends
 (:class:`~surefoot.store.base.StepCommit`) committed on their own (``commit_steps``) or with
-the run's end mean the same thing on SQLite and PostgreSQL.
+the run's end mean the same thing on SQLite and PostgreSQL. A store may send several step
+ends in fewer statements (``_commit_steps_txn``: PostgreSQL does) if what it writes is what
+one by one would write. The columns of attempt and journal rows, and their values, are the
+same for both stores.
 """
 
 from __future__ import annotations
