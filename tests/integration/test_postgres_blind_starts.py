@@ -13,7 +13,11 @@ a start that inserted first promised:
   inserting sees nothing while the insert is uncommitted, and calls it not created);
 * an insert that fails on the server fails its own start alone, also when it is the last
   of a batch with no lease check to send first (negative control: a committer that sends
-  the last start's insert with ``COMMIT`` fails the whole batch).
+  the last start's insert with ``COMMIT`` fails the whole batch);
+* such a start sends no ``BEGIN`` and no ``COMMIT``: its statements are one implicit
+  transaction, ended by the sync of their pipeline, so a start whose audit entry fails
+  leaves no run behind (negative control: a pipeline synced after every statement, each
+  then a transaction of its own, commits the run without its entry).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import pytest
 
 from surefoot.domain.records import RunFilter
 from surefoot.errors import StoreError
-from surefoot.store.postgres import PostgresStore, base, intake
+from surefoot.store.postgres import PostgresStore, base, connection, intake
 from tests import postgres_support
 from tests.contract.support import (
     ACTOR,
@@ -177,3 +181,45 @@ def test_a_committer_that_sends_the_last_start_with_commit_is_caught(
     monkeypatch.setattr(store._committer, "_must_settle", lambda cur, _shared: False)
     problems = batch_with_one_failing_start(store, 2)
     assert any("start 0 of its batch" in p for p in problems), problems
+
+
+def start_whose_audit_entry_fails(store: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A start whose audit append fails on the server (division by zero); its run's id."""
+
+    def failing(_queued: object) -> tuple[str, list[Any]]:
+        return "SELECT 1 / (%s::int - 1)", [1]
+
+    monkeypatch.setattr(base.PostgresBase, "_append_statement", staticmethod(failing))
+    new = new_run()
+    with pytest.raises(StoreError) as refused:
+        store.create_run(new, T0, ACTOR)
+    assert isinstance(refused.value.__cause__, psycopg.errors.DivisionByZero)
+    monkeypatch.setattr(base.PostgresBase, "_append_statement", base.PostgresBase._append_statement)
+    return new.run_id
+
+
+def test_a_start_whose_audit_entry_fails_leaves_no_run(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+):
+    run_id = start_whose_audit_entry_fails(store, monkeypatch)
+    assert store.get_run(run_id) is None
+    assert store.count_runs(RunFilter()) == 0
+    assert_chain_intact(store)
+
+
+def test_a_start_sent_as_a_transaction_per_statement_is_caught(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+):
+    # Negative control: the pipeline synced after every statement, each then committed on
+    # its own; the run's insert commits before its audit entry fails.
+    sent = connection.Cursor.execute
+
+    def execute_and_sync(self: connection.Cursor, query: Any, params: Any = None, **kw: Any) -> Any:
+        sent(self, query, params, **kw)
+        if self.connection._pipeline is not None:
+            self.connection._pipeline.sync()
+        return self
+
+    monkeypatch.setattr(connection.Cursor, "execute", execute_and_sync)
+    run_id = start_whose_audit_entry_fails(store, monkeypatch)
+    assert store.get_run(run_id) is not None  # the check above catches it

@@ -19,7 +19,8 @@ Statements are counted from the same trace: each costs the worker and the server
 parse, bind and execute. A run's end sends the ends of the steps it holds (quick steps'
 results, committed with it) in two statements however many there are: their attempt rows
 in one, their journal entries in another; the negative control sends each step's in
-statements of their own.
+statements of their own. A start that reads nothing sends neither ``BEGIN`` nor ``COMMIT``
+(its pipeline's sync ends its implicit transaction); the negative control sends both.
 """
 
 from __future__ import annotations
@@ -193,19 +194,20 @@ def statements(traced: Traced, operation: Callable[[], object]) -> int:
     return traced.sent() - before
 
 
-def statements_of_an_end_and_a_claim(traced: Traced) -> dict[str, int]:
-    """A run's end with three held step ends (BEGIN, the lease check, the attempt rows, the
-    journal entries, the run, the audit entries, the wake-up, COMMIT), and the claim of a
-    new run (BEGIN, the sort setting and its reset around the claim statement, the audit
-    entry, COMMIT)."""
+def statements_of_a_run(traced: Traced) -> dict[str, int]:
+    """A start that reads nothing (the run, its wake-up, its audit entry: no BEGIN and no
+    COMMIT), the claim of a new run (BEGIN, the sort setting and its reset around the claim
+    statement, the audit entry, COMMIT), and a run's end with three held step ends (BEGIN,
+    the lease check, the attempt rows, the journal entries, the run, the audit entries, the
+    wake-up, COMMIT)."""
     store = traced.store
     store.create_run(new_run(), T0, ACTOR)  # connections opened and statements prepared
     warm = claim_one(store, "w", T0)
     store.finish_run(warm.lease, RunEnd(RunStatus.SUCCEEDED, '"done"', steps=held(warm.lease)), T0)
     run = new_run()
-    store.create_run(run, T0, ACTOR)
+    counts = {"start": statements(traced, lambda: store.create_run(run, T0, ACTOR))}
     claimed: list[Any] = []
-    counts = {"claim": statements(traced, lambda: claimed.append(claim_one(store, "w", at(1))))}
+    counts["claim"] = statements(traced, lambda: claimed.append(claim_one(store, "w", at(1))))
     lease = claimed[0].lease
     end = RunEnd(RunStatus.SUCCEEDED, '"done"', steps=held(lease))
     counts["end"] = statements(traced, lambda: store.finish_run(lease, end, at(2)))
@@ -226,15 +228,23 @@ def held(lease: Lease) -> tuple[StepCommit, ...]:
     )
 
 
-STATEMENTS = {"claim": 6, "end": 8}
+STATEMENTS = {"start": 3, "claim": 6, "end": 8}
 
 
 def test_a_run_end_sends_its_held_steps_in_two_statements(traced: Traced):
-    assert statements_of_an_end_and_a_claim(traced) == STATEMENTS
+    assert statements_of_a_run(traced) == STATEMENTS
 
 
 def test_held_steps_sent_one_by_one_are_caught(traced: Traced, monkeypatch: pytest.MonkeyPatch):
     # Negative control: each held step's attempt row and journal entry in statements of
     # their own, as every store did before (two more per step after the first).
     monkeypatch.setattr(ExecutionMixin, "_commit_steps_txn", StepWrites._commit_steps_txn)
-    assert statements_of_an_end_and_a_claim(traced) == {**STATEMENTS, "end": 12}
+    assert statements_of_a_run(traced) == {**STATEMENTS, "end": 12}
+
+
+def test_a_start_sent_with_begin_and_commit_is_caught(
+    traced: Traced, monkeypatch: pytest.MonkeyPatch
+):
+    # Negative control: every transaction with its own BEGIN and COMMIT, as before.
+    monkeypatch.setattr(connection, "unsent", lambda _conn: False)
+    assert statements_of_a_run(traced) == {**STATEMENTS, "start": 5}

@@ -399,8 +399,13 @@ class PostgresBase:
 
     def _note_opened(self, conn: psycopg.Connection[Any]) -> None:
         # The store's statements are short: compiling one (JIT) would cost more than running
-        # it, and the cost that discourages a claim's sort would otherwise set it off.
-        conn.execute("SET jit = off")
+        # it, and the cost that discourages a claim's sort would otherwise set it off. A
+        # transaction with no BEGIN of its own (see ``_commit``) is READ COMMITTED, as every
+        # BEGIN of the store says, whatever the server's default.
+        conn.execute(
+            "SELECT set_config('jit', 'off', false),"
+            " set_config('default_transaction_isolation', 'read committed', false)"
+        )
         with self._opened_lock:
             self._opened[conn] = (time.monotonic(), conn.info.backend_pid)
 
@@ -544,10 +549,18 @@ class PostgresBase:
         # The deferred writes, the wake-ups, the audit entries with the head, and COMMIT
         # in one round trip: the head is locked only while the server runs them. An error
         # in any of them aborts the COMMIT and is raised here, as the pipeline ends.
+        # A transaction that has sent nothing yet (a start that read nothing) needs no
+        # BEGIN and no COMMIT: the server runs the statements of a pipeline up to its
+        # sync, which ends the block, as one implicit transaction (committed at the sync,
+        # rolled back whole if any of them fails), with its READ COMMITTED default.
+        implicit = connection.unsent(conn)
         with conn.pipeline():
+            if implicit:
+                connection.forget(conn)
             for statement in last:
                 cur.execute(*statement)
-            cur.execute("COMMIT", prepare=False)
+            if not implicit:
+                cur.execute("COMMIT", prepare=False)
 
     def _created(self, run_id: str, deadline: float) -> bool:
         """After a ``COMMIT`` whose answer was lost, of a transaction that inserted run

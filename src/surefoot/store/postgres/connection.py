@@ -88,6 +88,11 @@ def begin(conn: psycopg.Connection[Any], statement: str) -> None:
     conn.opening = statement
 
 
+def unsent(conn: psycopg.Connection[Any]) -> bool:
+    """Whether ``conn``'s transaction has sent nothing yet (its ``BEGIN`` still waits)."""
+    return isinstance(conn, Connection) and conn.opening is not None
+
+
 def forget(conn: psycopg.Connection[Any]) -> None:
     """Drop a ``BEGIN`` that was never sent (the transaction executed nothing)."""
     if isinstance(conn, Connection):
