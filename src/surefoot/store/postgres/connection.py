@@ -15,7 +15,9 @@ may hold several statements, which a pipeline does not allow: it is sent after t
 ``COMMIT`` and ``ROLLBACK`` are psycopg's own (``Connection.commit`` looks at the
 server's transaction status, not at the autocommit flag), or a statement queued with a
 transaction's last ones. A transaction that executed nothing never sent its ``BEGIN``:
-:func:`forget` clears the mark when the connection goes back to the pool.
+:func:`forget` clears the mark when the connection goes back to the pool, or when the
+transaction's statements are all sent at its end in one pipeline, which the server runs as
+one implicit transaction up to the pipeline's sync (:func:`unsent` tells that case).
 """
 
 from __future__ import annotations
