@@ -285,6 +285,54 @@ def test_an_unloaded_write_runs_and_commits_on_the_callers_own_thread(db: Path):
     assert rows(db) == {"mine"}
 
 
+class SavepointlessCommitter(CountingCommitter):
+    """Negative control: a failed item alone in its batch is not taken back, its writes
+    before the failure committed."""
+
+    def _undo(self, cur: sqlite3.Cursor, alone: bool, mark: object) -> None:
+        if alone:
+            cur.connection.commit()
+        else:
+            super()._undo(cur, alone, mark)
+
+
+def fails_after_writing(cur: sqlite3.Cursor) -> None:
+    cur.execute("INSERT INTO t VALUES ('half')")
+    raise ValueError("refused after its first write")
+
+
+def failed_alone_then_written(group: GroupCommitter, db: Path) -> set[str]:
+    """A write that fails after writing, alone in its batch, then one that succeeds."""
+    with pytest.raises(ValueError, match="refused"):
+        group.submit(fails_after_writing)
+    group.submit(lambda cur: cur.execute("INSERT INTO t VALUES ('next')"))
+    group.close()
+    return rows(db)
+
+
+def test_a_write_failing_alone_in_its_batch_leaves_nothing_behind(db: Path):
+    group = committer(db)
+    assert failed_alone_then_written(group, db) == {"next"}
+    assert group.batches == [1, 1]
+
+
+def test_negative_control_a_failed_write_not_taken_back_is_caught(db: Path):
+    group = SavepointlessCommitter(
+        connect_to(db), name="test", is_busy=lambda e: "locked" in str(e), busy_deadline_s=5
+    )
+    assert failed_alone_then_written(group, db) != {"next"}
+
+
+def test_a_write_alone_in_its_batch_sends_no_savepoint(db: Path):
+    group = committer(db)
+    sent: list[str] = []
+    group.submit(lambda cur: cur.connection.set_trace_callback(sent.append))
+    group.submit(lambda cur: cur.execute("INSERT INTO t VALUES ('x')"))
+    group.close()
+    assert sent[-3:] == ["BEGIN IMMEDIATE", "INSERT INTO t VALUES ('x')", "COMMIT"]
+    assert rows(db) == {"x"}
+
+
 def test_a_closed_committer_refuses_writes_and_commits_nothing(db: Path):
     group = committer(db)
     group.close()

@@ -1,6 +1,6 @@
-"""The audit chain's head is carried in memory through a write batch on SQLite, and the
-chain stays whole however the batch goes: items rolled back to their savepoints, a
-batch retried after losing the lock, and a batch whose COMMIT fails."""
+"""The audit chain's head and new entries are carried in memory through a write batch on
+SQLite, and the chain stays whole and true however the batch goes: items rolled back to
+their savepoints, a batch retried after losing the lock, and a batch whose COMMIT fails."""
 
 from __future__ import annotations
 
@@ -24,10 +24,30 @@ class RefusedError(Exception):
 
 
 class ForgetfulAppender(AuditAppender):
-    """Negative control: does not take the head back when an item is rolled back."""
+    """Negative control: neither the head nor the entries are taken back when an item is
+    rolled back."""
 
     def rollback_to(self, mark: object) -> None:
         pass
+
+
+class HeadOnlyAppender(AuditAppender):
+    """Negative control: takes the head back when an item is rolled back, not the entries
+    it appended (they would be inserted with the batch's COMMIT)."""
+
+    def rollback_to(self, mark: object) -> None:
+        entries = list(self._entries)
+        super().rollback_to(mark)
+        self._entries = entries
+
+
+class EntriesOnlyAppender(AuditAppender):
+    """Negative control: drops a rolled-back item's entries, not its move of the head."""
+
+    def rollback_to(self, mark: object) -> None:
+        head, dirty = self._head, self._dirty
+        super().rollback_to(mark)
+        self._head, self._dirty = head, dirty
 
 
 def open_store(path: Path, appender: AuditAppender | None = None) -> SQLiteStore:
@@ -74,7 +94,7 @@ def one_batch_with_failures(store: SQLiteStore) -> dict[str, object]:
         try:
             audited_write(store, name, entries=2, fail=fail)
             outcomes[name] = "ok"
-        except RefusedError as exc:
+        except Exception as exc:  # kept for the test to judge
             outcomes[name] = exc
 
     opener = threading.Thread(target=lambda: store._write(slow))
@@ -88,29 +108,46 @@ def one_batch_with_failures(store: SQLiteStore) -> dict[str, object]:
     return outcomes
 
 
+def batch_problems(store: SQLiteStore, outcomes: dict[str, object]) -> list[str]:
+    """What is wrong after ``one_batch_with_failures``: the chain broken, a write failed
+    that should not have, or the entries kept are not exactly those of the writes kept."""
+    problems = chain_problems(store)
+    expected = {f"w{i}": "refused" if i % 3 == 1 else "ok" for i in range(12)}
+    got = {
+        name: "refused" if isinstance(outcome, RefusedError) else str(outcome)
+        for name, outcome in outcomes.items()
+    }
+    if got != expected:
+        problems.append(f"outcomes {got}")
+    written = [e.entity_id for e in store.audit_entries(after_seq=0, limit=1000)]
+    kept = sorted(name for name, outcome in got.items() if outcome == "ok")
+    if sorted({n.split(".")[0] for n in written if n != "slow"}) != kept:
+        problems.append(f"entries of {sorted(set(written))} for writes {kept}")
+    head = store.audit_head()
+    if head is None or head[0] != 1 + 2 * len(kept) or head[0] != len(written):
+        problems.append(f"head {head} after {len(written)} entries")
+    return problems
+
+
 def test_items_rolled_back_in_a_batch_leave_the_chain_whole(tmp_path: Path):
     store = open_store(tmp_path / "a.db")
     try:
         outcomes = one_batch_with_failures(store)
-        assert sum(1 for o in outcomes.values() if isinstance(o, RefusedError)) == 4
-        assert chain_problems(store) == []
-        written = {e.entity_id for e in store.audit_entries(after_seq=0, limit=1000)}
-        kept = {name for name, outcome in outcomes.items() if outcome == "ok"}
-        assert {n.split(".")[0] for n in written if n != "slow"} == kept
-        head = store.audit_head()
-        assert head is not None
-        assert head[0] == 1 + 2 * len(kept)  # and chain_problems checked its hash
+        assert batch_problems(store, outcomes) == []
     finally:
         store.close()
 
 
-def test_check_catches_a_head_not_taken_back_with_a_rolled_back_item(tmp_path: Path):
-    # Negative control: the same batch, with an appender that forgets to take the head
-    # back, leaves holes in the chain, which the check above must see.
-    store = open_store(tmp_path / "b.db", ForgetfulAppender())
+@pytest.mark.parametrize("appender", [ForgetfulAppender, HeadOnlyAppender, EntriesOnlyAppender])
+def test_check_catches_an_appender_that_does_not_take_an_item_back(
+    tmp_path: Path, appender: type[AuditAppender]
+):
+    # Negative controls: the same batch, with an appender that forgets to take back the
+    # head, the entries, or both, of the items rolled back: the check above must see it.
+    store = open_store(tmp_path / "b.db", appender())
     try:
-        one_batch_with_failures(store)
-        assert chain_problems(store) != []
+        outcomes = one_batch_with_failures(store)
+        assert batch_problems(store, outcomes) != []
     finally:
         store.close()
 
@@ -159,5 +196,42 @@ def test_a_failed_commit_leaves_no_head_behind_for_the_next_batch(tmp_path: Path
             "first.0",
             "next.0",
         ]
+    finally:
+        store.close()
+
+
+def test_an_entry_the_table_would_refuse_fails_its_own_write_not_the_batch(tmp_path: Path):
+    store = open_store(tmp_path / "e.db")
+    outcomes: dict[str, object] = {}
+
+    def slow(cur: sqlite3.Cursor) -> None:
+        store._audit_txn(cur, record("slow"), datetime.now(UTC))
+        time.sleep(0.2)  # the others queue up meanwhile
+
+    def write(name: str, actor: object) -> None:
+        bad = AuditRecord(actor, "test.write", "thing", name)  # type: ignore[arg-type]
+        try:
+            store._write(lambda cur: store._audit_txn(cur, bad, datetime.now(UTC)))
+            outcomes[name] = "ok"
+        except Exception as exc:  # kept for the test to judge
+            outcomes[name] = exc
+
+    try:
+        opener = threading.Thread(target=lambda: store._write(slow))
+        opener.start()
+        time.sleep(0.05)
+        threads = [
+            threading.Thread(target=write, args=(f"w{i}", None if i == 2 else "test"))
+            for i in range(5)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in [opener, *threads]:
+            thread.join(10)
+        assert isinstance(outcomes.pop("w2"), TypeError)
+        assert set(outcomes.values()) == {"ok"}
+        written = [e.entity_id for e in store.audit_entries(after_seq=0, limit=100)]
+        assert sorted(written) == ["slow", "w0", "w1", "w3", "w4"]
+        assert chain_problems(store) == []
     finally:
         store.close()

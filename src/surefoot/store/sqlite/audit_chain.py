@@ -5,12 +5,17 @@ chain's head (``audit_head``: the last sequence number and hash). All writes of 
 run in the group committer's batches, one transaction holding SQLite's write lock, and a
 batch may append dozens of entries. Reading and rewriting the head row for each of them
 would cost two statements an entry; instead the head is read once per batch, carried in
-memory from one entry to the next, and written once, right before the COMMIT. Nothing
-else can append meanwhile: the batch holds the database's only write lock.
+memory from one entry to the next, and written once, right before the COMMIT. The
+entries themselves wait in memory too and go in one statement before the COMMIT (a run's
+end alone appends half a dozen). Nothing else can append meanwhile: the batch holds the
+database's only write lock, and nothing reads the chain inside a write batch.
 
 The committer tells the appender where the batch stands (its ``BatchHooks``): a new
-transaction forgets the head (a retried batch reads it again), and an item rolled back
-to its savepoint takes the head back to where it was before that item.
+transaction forgets the head and the entries waiting (a retried batch reads the head
+again), and an item rolled back to its savepoint takes the head back to where it was
+before that item and drops the entries it appended. An entry the table would refuse (a
+missing actor, action or entity) is refused when appended, so that it fails its own
+item, not the batch's COMMIT.
 """
 
 from __future__ import annotations
@@ -21,7 +26,13 @@ from surefoot.domain.audit import GENESIS, entry_row, hash_with_seq
 from surefoot.domain.records import AuditRecord
 
 _Head = tuple[int, str]
-_Mark = tuple[_Head | None, bool]
+_Mark = tuple[_Head | None, bool, int]
+_Row = tuple[object, ...]
+
+_INSERT_ENTRIES = (
+    "INSERT INTO audit_log (seq, at, actor, action, entity, entity_id, before, after,"
+    " reason, correlation_id, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
 
 
 class AuditAppender:
@@ -30,19 +41,25 @@ class AuditAppender:
     def __init__(self) -> None:
         self._head: _Head | None = None  # None: not read in this transaction yet
         self._dirty = False  # the head moved since it was read
+        self._entries: list[_Row] = []  # appended in this transaction, not inserted yet
 
     # -- the committer's BatchHooks ---------------------------------------------------------
     def begin(self) -> None:
         self._head, self._dirty = None, False
+        self._entries = []
 
     def mark(self) -> object:
-        return (self._head, self._dirty)
+        return (self._head, self._dirty, len(self._entries))
 
     def rollback_to(self, mark: object) -> None:
-        head, dirty = _as_mark(mark)
+        head, dirty, entries = _as_mark(mark)
         self._head, self._dirty = head, dirty
+        del self._entries[entries:]
 
     def before_commit(self, cur: sqlite3.Cursor) -> None:
+        if self._entries:
+            entries, self._entries = self._entries, []
+            cur.executemany(_INSERT_ENTRIES, entries)
         if self._dirty and self._head is not None:
             cur.execute(
                 "INSERT INTO audit_head (only_row, seq, hash) VALUES (1, ?, ?) "
@@ -53,8 +70,10 @@ class AuditAppender:
 
     # -- appending ---------------------------------------------------------------------------
     def append(self, cur: sqlite3.Cursor, record: AuditRecord, at: str) -> None:
-        """Insert the next entry of the chain (``at``: its stored timestamp). ``before``
-        and ``after`` are stored as the canonical JSON the hash covers, encoded once."""
+        """Append the next entry of the chain (``at``: its stored timestamp), inserted
+        with the batch's others before its COMMIT. ``before`` and ``after`` are stored as
+        the canonical JSON the hash covers, encoded once."""
+        _check(record)
         *stored, prefix = entry_row(record, at)
         if self._head is None:
             row = cur.execute("SELECT seq, hash FROM audit_head WHERE only_row = 1").fetchone()
@@ -62,16 +81,26 @@ class AuditAppender:
         prev_hash = self._head[1]
         seq = self._head[0] + 1
         digest = hash_with_seq(prev_hash, prefix, seq)
-        cur.execute(
-            "INSERT INTO audit_log (seq, at, actor, action, entity, entity_id, before, after,"
-            " reason, correlation_id, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (seq, *stored, prev_hash, digest),
-        )
+        self._entries.append((seq, *stored, prev_hash, digest))
         self._head, self._dirty = (seq, digest), True
 
 
+def _check(record: AuditRecord) -> None:
+    """Refuse an entry that the table's NOT NULL columns would refuse at the COMMIT."""
+    if not (
+        isinstance(record.actor, str)
+        and isinstance(record.action, str)
+        and isinstance(record.entity, str)
+        and isinstance(record.entity_id, str)
+    ):
+        for name in ("actor", "action", "entity", "entity_id"):
+            value = getattr(record, name)
+            if not isinstance(value, str):
+                raise TypeError(f"an audit entry's {name} must be a string, not {value!r}")
+
+
 def _as_mark(mark: object) -> _Mark:
-    if not (isinstance(mark, tuple) and len(mark) == 2):
+    if not (isinstance(mark, tuple) and len(mark) == 3):
         raise TypeError(f"not a mark of this appender: {mark!r}")
-    head, dirty = mark
-    return (head, bool(dirty))
+    head, dirty, entries = mark
+    return (head, bool(dirty), int(entries))

@@ -5,12 +5,14 @@ disk, so a process whose threads each commit alone spends most of its time in fs
 the write transactions of a process queue up for one writing connection. The caller that
 finds the connection free becomes the *leader*: on its own thread it runs every
 transaction waiting at that moment inside one ``BEGIN IMMEDIATE`` ... ``COMMIT``, each in
-its own SAVEPOINT; callers that arrive meanwhile wait for the leader to finish, and then
-either find their work done or lead the next batch themselves. An unloaded caller thus
-commits on its own thread with no hand-off, and a busy process still shares commits:
+its own SAVEPOINT (a batch of one needs none); callers that arrive meanwhile wait for
+the leader to finish, and then either find their work done or lead the next batch
+themselves. An unloaded caller thus commits on its own thread with no hand-off, and a
+busy process still shares commits:
 
 * a transaction that raises (a fenced write refused, a conflict) is rolled back to its
-  savepoint alone; the others in the batch are unaffected;
+  savepoint alone; the others in the batch are unaffected (alone in its batch, it is
+  rolled back whole, and nothing is committed);
 * no caller is released before the COMMIT that holds its work has returned, so nothing is
   acknowledged before it is durable;
 * if the COMMIT itself fails, every caller of the batch gets the error;
@@ -223,26 +225,31 @@ class GroupCommitter:
             self._flushing = flush
         self._begin_immediate(cur)
         hooks.begin()
+        # A batch of one needs no savepoint: if its item fails, the whole transaction is
+        # rolled back, and there is nothing to commit.
+        alone = len(batch) == 1
         for work in batch:
             work.result, work.error = None, None
             mark = hooks.mark()
-            cur.execute("SAVEPOINT surefoot_op")
+            if not alone:
+                cur.execute("SAVEPOINT surefoot_op")
             try:
                 work.result = work.fn(cur)
             except sqlite3.OperationalError as exc:
                 if self._is_busy(exc):
                     raise  # the lock was lost: the whole batch is retried
-                cur.execute("ROLLBACK TO surefoot_op")
-                hooks.rollback_to(mark)
+                self._undo(cur, alone, mark)
                 work.error = StoreError(str(exc))
                 work.error.__cause__ = exc
             except Exception as exc:  # noqa: BLE001 - this caller's own failure
-                cur.execute("ROLLBACK TO surefoot_op")
-                hooks.rollback_to(mark)
+                self._undo(cur, alone, mark)
                 work.error = StoreError(str(exc)) if isinstance(exc, sqlite3.Error) else exc
                 if work.error is not exc:
                     work.error.__cause__ = exc
-            cur.execute("RELEASE surefoot_op")
+            if not alone:
+                cur.execute("RELEASE surefoot_op")
+        if alone and batch[0].error is not None:
+            return  # rolled back whole: nothing was written
         hooks.before_commit(cur)
         # A COMMIT with changes writes the WAL file (see ``observe``); one without does not.
         observer = self._observer if conn.total_changes != changes_before else None
@@ -253,6 +260,15 @@ class GroupCommitter:
         finally:
             if observer is not None:
                 observer.commit_returned()
+
+    def _undo(self, cur: sqlite3.Cursor, alone: bool, mark: object) -> None:
+        """Take back a failed item's writes: to its savepoint, or the whole transaction
+        when it is the batch's only item."""
+        if alone:
+            cur.connection.rollback()
+        else:
+            cur.execute("ROLLBACK TO surefoot_op")
+        self._hooks.rollback_to(mark)
 
     def _begin_immediate(self, cur: sqlite3.Cursor) -> None:
         """``BEGIN IMMEDIATE``, waiting for another connection's write lock in short pauses.
