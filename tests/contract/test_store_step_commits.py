@@ -1,10 +1,10 @@
 """Step ends left for the run's next write (StepCommit), committed several at a time.
 
-A store may send several held step ends in fewer statements than one by one (PostgreSQL
-sends their attempt rows in one insert and their journal entries in one upsert); what it
-writes must be exactly what committing them one by one writes: the same attempt rows, the
-same journal entries, the same audit entries in the same order. The negative control is a
-store that forgets the ends of attempts whose start was written already.
+A store sends several held step ends in fewer statements than one by one (their attempt
+rows in one insert and their journal entries in one upsert); what it writes must be
+exactly what committing them one by one writes: the same attempt rows, the same journal
+entries, the same audit entries in the same order. The negative control is a store that
+forgets the ends of attempts whose start was written already.
 """
 
 from __future__ import annotations

@@ -39,7 +39,6 @@ from surefoot.store.base import RunEnd, StepCommit
 from surefoot.store.postgres import PostgresStore, claims, connection
 from surefoot.store.postgres.base import PostgresBase
 from surefoot.store.postgres.execution import ExecutionMixin
-from surefoot.store.step_writes import StepWrites
 from tests import postgres_support
 from tests.contract.support import (
     ACTOR,
@@ -238,7 +237,7 @@ def test_a_run_end_sends_its_held_steps_in_two_statements(traced: Traced):
 def test_held_steps_sent_one_by_one_are_caught(traced: Traced, monkeypatch: pytest.MonkeyPatch):
     # Negative control: each held step's attempt row and journal entry in statements of
     # their own, as every store did before (two more per step after the first).
-    monkeypatch.setattr(ExecutionMixin, "_commit_steps_txn", StepWrites._commit_steps_txn)
+    monkeypatch.setattr(ExecutionMixin, "_together", lambda _self, _steps: False)
     assert statements_of_a_run(traced) == {**STATEMENTS, "end": 12}
 
 

@@ -4,9 +4,11 @@ Each store supplies the statements (``_begin_attempt_txn``, ``_finish_attempt_tx
 ``_audit_attempt_finished_txn``, ``_upsert_journal_txn``) for its cursor type; this mixin
 puts them together the same way for both, so that step ends
 (:class:`~surefoot.store.base.StepCommit`) committed on their own (``commit_steps``) or with
-the run's end mean the same thing on SQLite and PostgreSQL. A store may send several step
-ends in fewer statements (``_commit_steps_txn``: PostgreSQL does) if what it writes is what
-one by one would write. The columns of attempt and journal rows, and their values, are the
+the run's end mean the same thing on SQLite and PostgreSQL. Several step ends go in two
+statements, not two or more per step (``_commit_steps_txn``): the rows of the attempts
+whose start was not written in one insert, the journal entries in one upsert, each store
+sending a list of rows its own way; the audit entries are appended in the order the steps
+ended, as one by one. The columns of attempt and journal rows, and their values, are the
 same for both stores.
 """
 
@@ -114,8 +116,31 @@ class StepWrites(Generic[C]):
     ) -> None:
         raise NotImplementedError
 
+    def _audit_attempt_started_txn(
+        self, cur: C, lease: Lease, attempt: AttemptRecord, correlation_id: str | None
+    ) -> None:
+        raise NotImplementedError
+
     def _upsert_journal_txn(self, cur: C, entry: JournalEntry) -> None:
         raise NotImplementedError
+
+    def _insert_attempts_txn(self, cur: C, values: Sequence[tuple[object, ...]]) -> None:
+        """Attempt rows (:data:`ATTEMPT_COLUMNS`, values of :func:`attempt_values`)."""
+        raise NotImplementedError
+
+    def _upsert_journals_txn(self, cur: C, values: Sequence[tuple[object, ...]]) -> None:
+        """Journal rows (:data:`JOURNAL_COLUMNS`, values of :func:`journal_values`), in
+        order; called only for rows of distinct positions unless ``_together`` allows."""
+        raise NotImplementedError
+
+    def _stamp(self, value: datetime | None) -> object:
+        """A time as this store's query parameter."""
+        raise NotImplementedError
+
+    def _together(self, steps: Sequence[StepCommit]) -> bool:
+        """Whether ``steps`` go in one insert and one upsert (a store whose upsert cannot
+        change a row twice says no to steps that repeat a journal position)."""
+        return len(steps) > 1
 
     # -- composed the same way for both ------------------------------------------------------
     def _record_attempt_txn(
@@ -137,10 +162,27 @@ class StepWrites(Generic[C]):
     def _commit_steps_txn(
         self, cur: C, lease: Lease, steps: Sequence[StepCommit], correlation_id: str | None
     ) -> None:
-        """Step ends left for the run's next write, in order (a store may send them in
-        fewer statements, to the same effect)."""
+        """Step ends left for the run's next write, in order: several in two statements,
+        to the same effect as one by one (see the module doc)."""
+        if not self._together(steps):
+            for step in steps:
+                self._commit_step_txn(cur, lease, step, correlation_id)
+            return
+        stamp = self._stamp
+        whole: list[tuple[object, ...]] = []
         for step in steps:
-            self._commit_step_txn(cur, lease, step, correlation_id)
+            attempt = step.attempt
+            if step.start_written:
+                self._finish_written_txn(cur, lease, step, correlation_id)
+                continue
+            whole.append(attempt_values(attempt, (step.result, step.at), stamp))
+            self._audit_attempt_started_txn(cur, lease, attempt, correlation_id)
+            self._audit_attempt_finished_txn(
+                cur, lease, attempt.position, attempt.attempt, step.result, step.at, correlation_id
+            )
+        if whole:
+            self._insert_attempts_txn(cur, whole)
+        self._upsert_journals_txn(cur, [journal_values(step.journal, stamp) for step in steps])
 
     def _commit_step_txn(
         self, cur: C, lease: Lease, step: StepCommit, correlation_id: str | None

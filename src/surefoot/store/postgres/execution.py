@@ -104,37 +104,20 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
             attempt.started_at,
         )
 
-    def _commit_steps_txn(
-        self,
-        cur: Cursor,
-        lease: Lease,
-        steps: Sequence[StepCommit],
-        correlation_id: str | None,
-    ) -> None:
-        """Several step ends in two statements, not two per step: the rows of the attempts
-        whose start was not written in one insert, the journal entries in one upsert (each
-        statement costs the worker and the server a parse, bind and execute). The audit
-        entries are queued in the order the steps ended, as one by one."""
-        positions = {step.journal.position for step in steps}
-        if len(steps) < 2 or len(positions) < len(steps):
-            # One upsert cannot change a journal row twice: one by one, as they ended.
-            super()._commit_steps_txn(cur, lease, steps, correlation_id)
-            return
-        whole: list[tuple[object, ...]] = []
-        for step in steps:
-            attempt = step.attempt
-            if step.start_written:
-                self._finish_written_txn(cur, lease, step, correlation_id)
-                continue
-            whole.append(attempt_values(attempt, (step.result, step.at), ts))
-            self._audit_attempt_started_txn(cur, lease, attempt, correlation_id)
-            self._audit_attempt_finished_txn(
-                cur, lease, attempt.position, attempt.attempt, step.result, step.at, correlation_id
-            )
-        if whole:
-            self._later_txn(cur, _INSERT_ATTEMPTS, _rows_json(whole))
-        journal = [journal_values(step.journal, ts) for step in steps]
-        self._later_txn(cur, _UPSERT_JOURNALS, _rows_json(journal))
+    def _together(self, steps: Sequence[StepCommit]) -> bool:
+        # One upsert cannot change a journal row twice: such steps go one by one.
+        return len(steps) > 1 and len({step.journal.position for step in steps}) == len(steps)
+
+    def _stamp(self, value: datetime | None) -> object:
+        return ts(value)
+
+    def _insert_attempts_txn(self, cur: Cursor, values: Sequence[tuple[object, ...]]) -> None:
+        # One JSON array in one parameter: a row of placeholders per step would pass
+        # psycopg's prepared-statement cache limit, one array per column costs more to send.
+        self._later_txn(cur, _INSERT_ATTEMPTS, _rows_json(values))
+
+    def _upsert_journals_txn(self, cur: Cursor, values: Sequence[tuple[object, ...]]) -> None:
+        self._later_txn(cur, _UPSERT_JOURNALS, _rows_json(values))
 
     def finish_attempt(
         self,

@@ -96,6 +96,15 @@ class ExecutionMixin(LeasesMixin, StepWrites[sqlite3.Cursor]):
     ) -> None:
         """Insert the attempt's row: ``running``, or as it ``ended`` (result, time)."""
         cur.execute(_INSERT_ATTEMPT, attempt_values(attempt, ended, ts))
+        self._audit_attempt_started_txn(cur, lease, attempt, correlation_id)
+
+    def _audit_attempt_started_txn(
+        self,
+        cur: sqlite3.Cursor,
+        lease: Lease,
+        attempt: AttemptRecord,
+        correlation_id: str | None,
+    ) -> None:
         self._audit_txn(
             cur,
             AuditRecord(
@@ -197,6 +206,20 @@ class ExecutionMixin(LeasesMixin, StepWrites[sqlite3.Cursor]):
     @staticmethod
     def _upsert_journal_txn(cur: sqlite3.Cursor, entry: JournalEntry) -> None:
         cur.execute(_UPSERT_JOURNAL, journal_values(entry, ts))
+
+    def _insert_attempts_txn(
+        self, cur: sqlite3.Cursor, values: Sequence[tuple[object, ...]]
+    ) -> None:
+        cur.executemany(_INSERT_ATTEMPT, values)
+
+    def _upsert_journals_txn(
+        self, cur: sqlite3.Cursor, values: Sequence[tuple[object, ...]]
+    ) -> None:
+        # Row by row in order, a position repeated included: as one upsert each.
+        cur.executemany(_UPSERT_JOURNAL, values)
+
+    def _stamp(self, value: datetime | None) -> object:
+        return ts(value)
 
     def commit_journal(self, lease: Lease, entry: JournalEntry) -> None:
         def txn(cur: sqlite3.Cursor) -> None:
