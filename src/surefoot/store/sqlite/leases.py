@@ -12,6 +12,7 @@ from typing import TypeVar
 from surefoot.domain.records import (
     AttemptRecord,
     AuditRecord,
+    History,
     Lease,
     RunRecord,
 )
@@ -26,14 +27,25 @@ from surefoot.store.sqlite.values import dt, dumps_json, ts
 T = TypeVar("T")
 
 
+# Whether a run has rows a history is made of (an index probe per table): a claim reads
+# the histories of the runs that have one only, so a new run's claim reads none.
+HAS_HISTORY = (
+    "("
+    + " OR ".join(
+        f"EXISTS (SELECT 1 FROM {table} AS h WHERE h.run_id = runs.run_id)"
+        for table in ("journal", "attempts", "review_items")
+    )
+    + ")"
+)
 # Lease the claimed runs (``marks``: one placeholder per run); a compensating run goes on
-# compensating, any other runs.
+# compensating, any other runs. Each comes back with whether it has a history.
 _LEASE = (
     "UPDATE runs SET status = CASE WHEN status = 'compensating'"
     " THEN 'compensating' ELSE 'running' END, lease_owner = ?,"
     " lease_epoch = lease_epoch + 1, lease_expires_at = ?,"
     " deliveries = deliveries + 1, wait_reason = NULL, wake_at = NULL,"
-    " waiting_for = NULL, updated_at = ? WHERE run_id IN ({marks}) RETURNING *"
+    " waiting_for = NULL, updated_at = ? WHERE run_id IN ({marks})"
+    " RETURNING *, " + HAS_HISTORY + " AS has_history"
 )
 
 
@@ -45,17 +57,28 @@ def _claim_order(row: sqlite3.Row) -> tuple[int, str]:
     return -row["priority"], row["created_at"]
 
 
-def _pending_queues_txn(cur: sqlite3.Cursor) -> set[str]:
-    """The queues holding pending runs, one index lookup per queue (a loose index scan
-    of ``runs_claimable``), instead of reading every pending run."""
-    names: set[str] = set()
-    row = cur.execute("SELECT MIN(queue) FROM runs WHERE status = 'pending'").fetchone()
-    while row[0] is not None:
-        names.add(row[0])
-        row = cur.execute(
-            "SELECT MIN(queue) FROM runs WHERE status = 'pending' AND queue > ?", (row[0],)
-        ).fetchone()
-    return names
+# The queues holding claimable runs of each kind, in one statement: those with pending runs
+# by a loose index scan of ``runs_claimable`` (one index lookup per queue, instead of
+# reading every pending run), those with runs due to wake and those with expired leases.
+_CLAIMABLE_QUEUES = (
+    "WITH RECURSIVE pending (queue) AS ("
+    " SELECT (SELECT MIN(queue) FROM runs WHERE status = 'pending')"
+    " UNION ALL SELECT (SELECT MIN(queue) FROM runs WHERE status = 'pending'"
+    " AND queue > pending.queue) FROM pending WHERE pending.queue IS NOT NULL)"
+    " SELECT 'pending', queue FROM pending WHERE queue IS NOT NULL"
+    " UNION ALL SELECT DISTINCT 'waking', queue FROM runs WHERE status = 'waiting'"
+    " AND wake_at IS NOT NULL AND wake_at <= ?"
+    " UNION ALL SELECT DISTINCT 'expired', queue FROM runs"
+    " WHERE status IN ('running', 'compensating') AND lease_expires_at <= ?"
+)
+
+
+def _claimable_queues_txn(cur: sqlite3.Cursor, now_s: str | None) -> dict[str, set[str]]:
+    """The queues holding runs claimable now, by kind: pending, waking, expired."""
+    found: dict[str, set[str]] = {"pending": set(), "waking": set(), "expired": set()}
+    for kind, queue in cur.execute(_CLAIMABLE_QUEUES, (now_s, now_s)):
+        found[kind].add(queue)
+    return found
 
 
 class LeasesMixin(IntakeMixin):
@@ -255,17 +278,17 @@ class LeasesMixin(IntakeMixin):
             if not found:
                 return []
             # A few statements for the whole claim, however many runs it takes: the leases
-            # in one UPDATE, the histories in three reads. What a run was before its claim
+            # in one UPDATE, which tells which runs have a history, and their histories in
+            # three reads (none when every run is new). What a run was before its claim
             # is read from its candidate row as stored (timestamps are stored as ``ts``
             # writes them), not made into a record only to be read back.
             ids = [before["run_id"] for before in found]
-            leased = {
-                row["run_id"]: rows.run_from_row(row)
-                for row in cur.execute(
-                    _LEASE.format(marks=",".join("?" * len(ids))),
-                    (worker_id, ts(now + timedelta(seconds=lease_s)), ts(now), *ids),
-                ).fetchall()
-            }
+            returned = cur.execute(
+                _LEASE.format(marks=",".join("?" * len(ids))),
+                (worker_id, ts(now + timedelta(seconds=lease_s)), ts(now), *ids),
+            ).fetchall()
+            leased = {row["run_id"]: rows.run_from_row(row) for row in returned}
+            with_history = {row["run_id"]: bool(row["has_history"]) for row in returned}
             taken: list[tuple[RunRecord, bool, tuple[AttemptRecord, ...]]] = []
             for before in found:
                 run = leased[before["run_id"]]
@@ -297,12 +320,14 @@ class LeasesMixin(IntakeMixin):
                     now,
                 )
                 taken.append((run, taken_over, interrupted))
-            histories = self._histories_txn(cur, ids)  # after the interruptions: they see them
+            # After the interruptions, which they see; a run with no history has none to read.
+            have = [run_id for run_id in ids if with_history[run_id]]
+            histories = self._histories_txn(cur, have) if have else {}
             return [
                 ClaimedRun(
                     run,
                     Lease(run.run_id, worker_id, run.lease_epoch),
-                    histories[run.run_id],
+                    histories.get(run.run_id, History()),
                     interrupted,
                     taken_over,
                 )
@@ -362,31 +387,18 @@ class LeasesMixin(IntakeMixin):
                 " ORDER BY priority DESC, created_at LIMIT ?",
             ]
         )
+        claimable = _claimable_queues_txn(cur, now_s)
         kinds = [
-            ("status = 'pending'", [], _pending_queues_txn(cur)),
+            ("status = 'pending'", [], claimable["pending"]),
             (
                 "status = 'waiting' AND wake_at IS NOT NULL AND wake_at <= ?",
                 [now_s],
-                {
-                    r[0]
-                    for r in cur.execute(
-                        "SELECT DISTINCT queue FROM runs WHERE status = 'waiting'"
-                        " AND wake_at IS NOT NULL AND wake_at <= ?",
-                        (now_s,),
-                    )
-                },
+                claimable["waking"],
             ),
             (
                 "status IN ('running', 'compensating') AND lease_expires_at <= ?",
                 [now_s],
-                {
-                    r[0]
-                    for r in cur.execute(
-                        "SELECT DISTINCT queue FROM runs WHERE status IN ('running',"
-                        " 'compensating') AND lease_expires_at <= ?",
-                        (now_s,),
-                    )
-                },
+                claimable["expired"],
             ),
         ]
         wanted = set(queues) if queues else None
