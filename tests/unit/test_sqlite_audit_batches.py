@@ -235,3 +235,21 @@ def test_an_entry_the_table_would_refuse_fails_its_own_write_not_the_batch(tmp_p
         assert chain_problems(store) == []
     finally:
         store.close()
+
+
+def test_an_entry_appended_outside_a_write_batch_is_refused(tmp_path: Path):
+    # Entries wait for their batch's COMMIT: one appended in a read (or on any other
+    # connection) would never be written, or be written with another batch.
+    store = open_store(tmp_path / "f.db")
+    try:
+        audited_write(store, "first", entries=1, fail=False)
+        with pytest.raises(StoreError, match="only inside a write batch"):
+            store._read(lambda cur: store._audit_txn(cur, record("stray"), datetime.now(UTC)))
+        audited_write(store, "next", entries=1, fail=False)
+        assert [e.entity_id for e in store.audit_entries(after_seq=0, limit=10)] == [
+            "first.0",
+            "next.0",
+        ]
+        assert chain_problems(store) == []
+    finally:
+        store.close()

@@ -24,6 +24,7 @@ import sqlite3
 
 from surefoot.domain.audit import GENESIS, entry_row, hash_with_seq
 from surefoot.domain.records import AuditRecord
+from surefoot.errors import StoreError
 
 _Head = tuple[int, str]
 _Mark = tuple[_Head | None, bool, int]
@@ -42,11 +43,13 @@ class AuditAppender:
         self._head: _Head | None = None  # None: not read in this transaction yet
         self._dirty = False  # the head moved since it was read
         self._entries: list[_Row] = []  # appended in this transaction, not inserted yet
+        self._in_batch = False  # between a batch's begin and its before_commit
 
     # -- the committer's BatchHooks ---------------------------------------------------------
     def begin(self) -> None:
         self._head, self._dirty = None, False
         self._entries = []
+        self._in_batch = True
 
     def mark(self) -> object:
         return (self._head, self._dirty, len(self._entries))
@@ -57,6 +60,7 @@ class AuditAppender:
         del self._entries[entries:]
 
     def before_commit(self, cur: sqlite3.Cursor) -> None:
+        self._in_batch = False
         if self._entries:
             entries, self._entries = self._entries, []
             cur.executemany(_INSERT_ENTRIES, entries)
@@ -73,6 +77,8 @@ class AuditAppender:
         """Append the next entry of the chain (``at``: its stored timestamp), inserted
         with the batch's others before its COMMIT. ``before`` and ``after`` are stored as
         the canonical JSON the hash covers, encoded once."""
+        if not self._in_batch:
+            raise StoreError("an audit entry is appended only inside a write batch")
         _check(record)
         *stored, prefix = entry_row(record, at)
         if self._head is None:
