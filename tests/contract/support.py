@@ -25,7 +25,7 @@ from surefoot.domain.status import (
     JournalKind,
     JournalStatus,
 )
-from surefoot.store.base import ClaimedRun, Store
+from surefoot.store.base import ClaimedRun, StepCommit, Store
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 LEASE_S = 10.0
@@ -107,6 +107,20 @@ def committed_step(run_id: str, now: datetime, *, position: int = 1) -> JournalE
 
 
 SUCCEEDED = AttemptResult(AttemptOutcome.SUCCEEDED)
+
+
+def held_steps(lease: Lease, positions: tuple[int, ...] = (1, 2, 3)) -> tuple[StepCommit, ...]:
+    """Successful step ends a worker holds for the run's end, their starts not written."""
+    return tuple(
+        StepCommit(
+            attempt(lease, at(p), position=p),
+            start_written=False,
+            result=SUCCEEDED,
+            journal=committed_step(lease.run_id, at(p + 0.5), position=p),
+            at=at(p + 0.5),
+        )
+        for p in positions
+    )
 
 
 def commit_first_step(

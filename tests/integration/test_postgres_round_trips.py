@@ -33,9 +33,8 @@ import psycopg
 import pytest
 from psycopg import pq
 
-from surefoot.domain.records import Lease
 from surefoot.domain.status import RunStatus
-from surefoot.store.base import RunEnd, StepCommit
+from surefoot.store.base import RunEnd
 from surefoot.store.postgres import PostgresStore, claims, connection
 from surefoot.store.postgres.base import PostgresBase
 from surefoot.store.postgres.execution import ExecutionMixin
@@ -43,12 +42,11 @@ from tests import postgres_support
 from tests.contract.support import (
     ACTOR,
     LEASE_S,
-    SUCCEEDED,
     T0,
     at,
     attempt,
     claim_one,
-    committed_step,
+    held_steps,
     new_run,
 )
 
@@ -202,29 +200,18 @@ def statements_of_a_run(traced: Traced) -> dict[str, int]:
     store = traced.store
     store.create_run(new_run(), T0, ACTOR)  # connections opened and statements prepared
     warm = claim_one(store, "w", T0)
-    store.finish_run(warm.lease, RunEnd(RunStatus.SUCCEEDED, '"done"', steps=held(warm.lease)), T0)
+    store.finish_run(
+        warm.lease, RunEnd(RunStatus.SUCCEEDED, '"done"', steps=held_steps(warm.lease)), T0
+    )
     run = new_run()
     counts = {"start": statements(traced, lambda: store.create_run(run, T0, ACTOR))}
     claimed: list[Any] = []
     counts["claim"] = statements(traced, lambda: claimed.append(claim_one(store, "w", at(1))))
     lease = claimed[0].lease
-    end = RunEnd(RunStatus.SUCCEEDED, '"done"', steps=held(lease))
+    end = RunEnd(RunStatus.SUCCEEDED, '"done"', steps=held_steps(lease))
     counts["end"] = statements(traced, lambda: store.finish_run(lease, end, at(2)))
     assert [a.position for a in store.list_attempts(run.run_id)] == [1, 2, 3]
     return counts
-
-
-def held(lease: Lease) -> tuple[StepCommit, ...]:
-    return tuple(
-        StepCommit(
-            attempt(lease, at(p), position=p),
-            start_written=False,
-            result=SUCCEEDED,
-            journal=committed_step(lease.run_id, at(p + 0.5), position=p),
-            at=at(p + 0.5),
-        )
-        for p in (1, 2, 3)
-    )
 
 
 STATEMENTS = {"start": 3, "claim": 6, "end": 8}
