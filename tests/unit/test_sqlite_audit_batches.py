@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -62,14 +63,22 @@ def record(name: str) -> AuditRecord:
     return AuditRecord("test", "test.write", "thing", name, None, {"name": name})
 
 
-def audited_write(store: SQLiteStore, name: str, *, entries: int, fail: bool) -> None:
+def audited(
+    store: SQLiteStore, name: str, *, entries: int, fail: bool
+) -> Callable[[sqlite3.Cursor], None]:
+    """A write appending ``entries`` entries, then refused if it must ``fail``."""
+
     def txn(cur: sqlite3.Cursor) -> None:
         for n in range(entries):
             store._audit_txn(cur, record(f"{name}.{n}"), datetime.now(UTC))
         if fail:
             raise RefusedError(name)
 
-    store._write(txn)
+    return txn
+
+
+def audited_write(store: SQLiteStore, name: str, *, entries: int, fail: bool) -> None:
+    store._write(audited(store, name, entries=entries, fail=fail))
 
 
 def chain_problems(store: SQLiteStore) -> list[str]:
@@ -81,18 +90,20 @@ def chain_problems(store: SQLiteStore) -> list[str]:
     return [problem.problem for problem in problems]
 
 
-def one_batch_with_failures(store: SQLiteStore) -> dict[str, object]:
-    """Writes that go in one batch (they queue behind a slow one), every third refused
-    after appending its entries."""
+def in_one_batch(
+    store: SQLiteStore, writes: dict[str, Callable[[sqlite3.Cursor], object]]
+) -> dict[str, object]:
+    """``writes`` by name, each on its own thread, queued behind a slow write so that they
+    go in one batch; what each returned ("ok") or raised."""
     outcomes: dict[str, object] = {}
 
     def slow(cur: sqlite3.Cursor) -> None:
         store._audit_txn(cur, record("slow"), datetime.now(UTC))
         time.sleep(0.2)  # the others queue up meanwhile
 
-    def write(name: str, fail: bool) -> None:
+    def write(name: str, fn: Callable[[sqlite3.Cursor], object]) -> None:
         try:
-            audited_write(store, name, entries=2, fail=fail)
+            store._write(fn)
             outcomes[name] = "ok"
         except Exception as exc:  # kept for the test to judge
             outcomes[name] = exc
@@ -100,12 +111,19 @@ def one_batch_with_failures(store: SQLiteStore) -> dict[str, object]:
     opener = threading.Thread(target=lambda: store._write(slow))
     opener.start()
     time.sleep(0.05)
-    threads = [threading.Thread(target=write, args=(f"w{i}", i % 3 == 1)) for i in range(12)]
+    threads = [threading.Thread(target=write, args=item) for item in writes.items()]
     for thread in threads:
         thread.start()
     for thread in [opener, *threads]:
         thread.join(10)
     return outcomes
+
+
+def one_batch_with_failures(store: SQLiteStore) -> dict[str, object]:
+    """Writes that go in one batch, every third refused after appending its entries."""
+    return in_one_batch(
+        store, {f"w{i}": audited(store, f"w{i}", entries=2, fail=i % 3 == 1) for i in range(12)}
+    )
 
 
 def batch_problems(store: SQLiteStore, outcomes: dict[str, object]) -> list[str]:
@@ -202,32 +220,15 @@ def test_a_failed_commit_leaves_no_head_behind_for_the_next_batch(tmp_path: Path
 
 def test_an_entry_the_table_would_refuse_fails_its_own_write_not_the_batch(tmp_path: Path):
     store = open_store(tmp_path / "e.db")
-    outcomes: dict[str, object] = {}
 
-    def slow(cur: sqlite3.Cursor) -> None:
-        store._audit_txn(cur, record("slow"), datetime.now(UTC))
-        time.sleep(0.2)  # the others queue up meanwhile
-
-    def write(name: str, actor: object) -> None:
-        bad = AuditRecord(actor, "test.write", "thing", name)  # type: ignore[arg-type]
-        try:
-            store._write(lambda cur: store._audit_txn(cur, bad, datetime.now(UTC)))
-            outcomes[name] = "ok"
-        except Exception as exc:  # kept for the test to judge
-            outcomes[name] = exc
+    def write(name: str, actor: object) -> Callable[[sqlite3.Cursor], None]:
+        entry = AuditRecord(actor, "test.write", "thing", name)  # type: ignore[arg-type]
+        return lambda cur: store._audit_txn(cur, entry, datetime.now(UTC))
 
     try:
-        opener = threading.Thread(target=lambda: store._write(slow))
-        opener.start()
-        time.sleep(0.05)
-        threads = [
-            threading.Thread(target=write, args=(f"w{i}", None if i == 2 else "test"))
-            for i in range(5)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in [opener, *threads]:
-            thread.join(10)
+        outcomes = in_one_batch(
+            store, {f"w{i}": write(f"w{i}", None if i == 2 else "test") for i in range(5)}
+        )
         assert isinstance(outcomes.pop("w2"), TypeError)
         assert set(outcomes.values()) == {"ok"}
         written = [e.entity_id for e in store.audit_entries(after_seq=0, limit=100)]

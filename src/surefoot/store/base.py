@@ -108,13 +108,18 @@ class RunEnd:
     steps: tuple[StepCommit, ...] = ()  # committed first, in order, in the same transaction
 
 
+def actor_of(worker_id: str) -> str:
+    """How a worker is named as the actor of the audit entries it writes (both stores)."""
+    return f"worker:{worker_id}"
+
+
 def run_finished_record(
     lease: Lease, end: RunEnd, status_before: str, correlation_id: str | None
 ) -> AuditRecord:
     """The audit entry of a run's end, written by its lease holder (both stores)."""
     dead = end.dead_letter
     return AuditRecord(
-        f"worker:{lease.worker_id}",
+        actor_of(lease.worker_id),
         "run.finished",
         "run",
         lease.run_id,

@@ -1,7 +1,7 @@
 """How both stores write a step attempt's end, composed from their own statements.
 
 Each store supplies the statements (``_begin_attempt_txn``, ``_finish_attempt_txn``,
-``_audit_attempt_finished_txn``, ``_upsert_journal_txn``) for its cursor type; this mixin
+``_upsert_journal_txn``, ``_audit_txn``) for its cursor type; this mixin
 puts them together the same way for both, so that step ends
 (:class:`~surefoot.store.base.StepCommit`) committed on their own (``commit_steps``) or with
 the run's end mean the same thing on SQLite and PostgreSQL. Several step ends go in two
@@ -18,9 +18,15 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from surefoot.domain.records import AttemptRecord, AttemptResult, JournalEntry, Lease
+from surefoot.domain.records import (
+    AttemptRecord,
+    AttemptResult,
+    AuditRecord,
+    JournalEntry,
+    Lease,
+)
 from surefoot.domain.status import AttemptKind
-from surefoot.store.base import StepCommit, attempt_end_columns
+from surefoot.store.base import StepCommit, actor_of, attempt_end_columns
 
 C = TypeVar("C")
 Stamp = Callable[[datetime | None], object]  # a time as a store's query parameter
@@ -104,21 +110,7 @@ class StepWrites(Generic[C]):
     ) -> None:
         raise NotImplementedError
 
-    def _audit_attempt_finished_txn(
-        self,
-        cur: C,
-        lease: Lease,
-        position: int,
-        attempt: int,
-        result: AttemptResult,
-        now: datetime,
-        correlation_id: str | None,
-    ) -> None:
-        raise NotImplementedError
-
-    def _audit_attempt_started_txn(
-        self, cur: C, lease: Lease, attempt: AttemptRecord, correlation_id: str | None
-    ) -> None:
+    def _audit_txn(self, cur: C, record: AuditRecord, now: datetime) -> None:
         raise NotImplementedError
 
     def _upsert_journal_txn(self, cur: C, entry: JournalEntry) -> None:
@@ -143,6 +135,60 @@ class StepWrites(Generic[C]):
         return len(steps) > 1
 
     # -- composed the same way for both ------------------------------------------------------
+    def _audit_attempt_started_txn(
+        self, cur: C, lease: Lease, attempt: AttemptRecord, correlation_id: str | None
+    ) -> None:
+        self._audit_txn(
+            cur,
+            AuditRecord(
+                actor_of(lease.worker_id),
+                "attempt.started",
+                "attempt",
+                f"{attempt.run_id}/{attempt.position}/{attempt.attempt}",
+                None,
+                {
+                    "step": attempt.step,
+                    "kind": attempt.kind.value,
+                    "attempt": attempt.attempt,
+                    "idempotency_key": attempt.idempotency_key,
+                },
+                correlation_id=correlation_id,
+            ),
+            attempt.started_at,
+        )
+
+    def _audit_attempt_finished_txn(
+        self,
+        cur: C,
+        lease: Lease,
+        position: int,
+        attempt: int,
+        result: AttemptResult,
+        now: datetime,
+        correlation_id: str | None,
+    ) -> None:
+        after: dict[str, str | None] = {"outcome": result.outcome.value}
+        if result.failure_class is not None:
+            after |= {
+                "failure_class": result.failure_class.value,
+                "rule": result.rule,
+                "route": result.route,
+                "decision": result.decision,
+            }
+        self._audit_txn(
+            cur,
+            AuditRecord(
+                actor_of(lease.worker_id),
+                "attempt.finished",
+                "attempt",
+                f"{lease.run_id}/{position}/{attempt}",
+                {"outcome": "running"},
+                after,
+                correlation_id=correlation_id,
+            ),
+            now,
+        )
+
     def _record_attempt_txn(
         self,
         cur: C,

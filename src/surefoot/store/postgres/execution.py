@@ -25,13 +25,14 @@ from surefoot.store.base import (
     RunEnd,
     StepCommit,
     Suspension,
+    actor_of,
     attempt_end_columns,
     dead_letter_columns,
     run_finished_record,
 )
 from surefoot.store.postgres import rows
 from surefoot.store.postgres.base import FINISHED_CHANNEL, Cursor, dumps_json, iso, ts
-from surefoot.store.postgres.leases import LeaseMixin, actor_of
+from surefoot.store.postgres.leases import LeaseMixin
 from surefoot.store.step_writes import (
     ATTEMPT_COLUMNS,
     JOURNAL_COLUMNS,
@@ -81,28 +82,6 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
         """Insert the attempt's row: ``running``, or as it ``ended`` (result, time)."""
         self._later_txn(cur, _INSERT_ATTEMPT, attempt_values(attempt, ended, ts))
         self._audit_attempt_started_txn(cur, lease, attempt, correlation_id)
-
-    def _audit_attempt_started_txn(
-        self, cur: Cursor, lease: Lease, attempt: AttemptRecord, correlation_id: str | None
-    ) -> None:
-        self._audit_txn(
-            cur,
-            AuditRecord(
-                actor_of(lease.worker_id),
-                "attempt.started",
-                "attempt",
-                f"{attempt.run_id}/{attempt.position}/{attempt.attempt}",
-                None,
-                {
-                    "step": attempt.step,
-                    "kind": attempt.kind.value,
-                    "attempt": attempt.attempt,
-                    "idempotency_key": attempt.idempotency_key,
-                },
-                correlation_id=correlation_id,
-            ),
-            attempt.started_at,
-        )
 
     def _together(self, steps: Sequence[StepCommit]) -> bool:
         # One upsert cannot change a journal row twice: such steps go one by one.
@@ -165,38 +144,6 @@ class ExecutionMixin(LeaseMixin, StepWrites[Cursor]):
             ),
         )
         self._audit_attempt_finished_txn(cur, lease, position, attempt, result, now, correlation_id)
-
-    def _audit_attempt_finished_txn(
-        self,
-        cur: Cursor,
-        lease: Lease,
-        position: int,
-        attempt: int,
-        result: AttemptResult,
-        now: datetime,
-        correlation_id: str | None,
-    ) -> None:
-        after: dict[str, str | None] = {"outcome": result.outcome.value}
-        if result.failure_class is not None:
-            after |= {
-                "failure_class": result.failure_class.value,
-                "rule": result.rule,
-                "route": result.route,
-                "decision": result.decision,
-            }
-        self._audit_txn(
-            cur,
-            AuditRecord(
-                actor_of(lease.worker_id),
-                "attempt.finished",
-                "attempt",
-                f"{lease.run_id}/{position}/{attempt}",
-                {"outcome": "running"},
-                after,
-                correlation_id=correlation_id,
-            ),
-            now,
-        )
 
     def _upsert_journal_txn(self, cur: Cursor, entry: JournalEntry) -> None:
         self._later_txn(cur, _UPSERT_JOURNAL, journal_values(entry, ts))

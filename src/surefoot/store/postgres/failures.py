@@ -10,10 +10,10 @@ from surefoot.domain.breaker import Breaker
 from surefoot.domain.queues import RateLimit, take_token
 from surefoot.domain.records import AttemptResult, AuditRecord, Lease
 from surefoot.domain.status import AttemptKind, AttemptOutcome
+from surefoot.store.base import actor_of
 from surefoot.store.postgres import rows
 from surefoot.store.postgres.base import Cursor, one, ts
 from surefoot.store.postgres.execution import ExecutionMixin
-from surefoot.store.postgres.leases import actor_of
 
 T = TypeVar("T")
 

@@ -18,15 +18,10 @@ from psycopg.rows import dict_row
 
 from surefoot.domain.records import AttemptRecord, AuditRecord, History, Lease
 from surefoot.domain.status import ReviewStatus, RunStatus
-from surefoot.store.base import ClaimedRun
+from surefoot.store.base import ClaimedRun, actor_of
 from surefoot.store.postgres import claims, rows
 from surefoot.store.postgres.base import Cursor, Row, dt, dumps_json, iso, one, ts
 from surefoot.store.postgres.intake import IntakeMixin, Sent
-
-
-def actor_of(worker_id: str) -> str:
-    return f"worker:{worker_id}"
-
 
 # When the next run of a set of workflows becomes claimable by time alone (``next_due``).
 _NEXT_DUE = (

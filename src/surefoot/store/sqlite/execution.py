@@ -31,12 +31,13 @@ from surefoot.store.base import (
     RunEnd,
     StepCommit,
     Suspension,
+    actor_of,
     attempt_end_columns,
     dead_letter_columns,
     run_finished_record,
 )
 from surefoot.store.sqlite import rows
-from surefoot.store.sqlite.leases import LeasesMixin, actor_of
+from surefoot.store.sqlite.leases import LeasesMixin
 from surefoot.store.sqlite.values import dt_required, dumps_json, ts
 from surefoot.store.step_writes import (
     ATTEMPT_COLUMNS,
@@ -98,32 +99,6 @@ class ExecutionMixin(LeasesMixin, StepWrites[sqlite3.Cursor]):
         cur.execute(_INSERT_ATTEMPT, attempt_values(attempt, ended, ts))
         self._audit_attempt_started_txn(cur, lease, attempt, correlation_id)
 
-    def _audit_attempt_started_txn(
-        self,
-        cur: sqlite3.Cursor,
-        lease: Lease,
-        attempt: AttemptRecord,
-        correlation_id: str | None,
-    ) -> None:
-        self._audit_txn(
-            cur,
-            AuditRecord(
-                actor_of(lease.worker_id),
-                "attempt.started",
-                "attempt",
-                f"{attempt.run_id}/{attempt.position}/{attempt.attempt}",
-                None,
-                {
-                    "step": attempt.step,
-                    "kind": attempt.kind.value,
-                    "attempt": attempt.attempt,
-                    "idempotency_key": attempt.idempotency_key,
-                },
-                correlation_id=correlation_id,
-            ),
-            attempt.started_at,
-        )
-
     def finish_attempt(
         self,
         lease: Lease,
@@ -170,38 +145,6 @@ class ExecutionMixin(LeasesMixin, StepWrites[sqlite3.Cursor]):
             ),
         )
         self._audit_attempt_finished_txn(cur, lease, position, attempt, result, now, correlation_id)
-
-    def _audit_attempt_finished_txn(
-        self,
-        cur: sqlite3.Cursor,
-        lease: Lease,
-        position: int,
-        attempt: int,
-        result: AttemptResult,
-        now: datetime,
-        correlation_id: str | None,
-    ) -> None:
-        after: dict[str, str | None] = {"outcome": result.outcome.value}
-        if result.failure_class is not None:
-            after |= {
-                "failure_class": result.failure_class.value,
-                "rule": result.rule,
-                "route": result.route,
-                "decision": result.decision,
-            }
-        self._audit_txn(
-            cur,
-            AuditRecord(
-                actor_of(lease.worker_id),
-                "attempt.finished",
-                "attempt",
-                f"{lease.run_id}/{position}/{attempt}",
-                {"outcome": "running"},
-                after,
-                correlation_id=correlation_id,
-            ),
-            now,
-        )
 
     @staticmethod
     def _upsert_journal_txn(cur: sqlite3.Cursor, entry: JournalEntry) -> None:

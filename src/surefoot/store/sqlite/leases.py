@@ -19,7 +19,7 @@ from surefoot.domain.records import (
 from surefoot.domain.status import (
     RunStatus,
 )
-from surefoot.store.base import ClaimedRun
+from surefoot.store.base import ClaimedRun, actor_of
 from surefoot.store.sqlite import rows
 from surefoot.store.sqlite.intake import IntakeMixin
 from surefoot.store.sqlite.values import dt, dumps_json, ts
@@ -47,10 +47,6 @@ _LEASE = (
     " waiting_for = NULL, updated_at = ? WHERE run_id IN ({marks})"
     " RETURNING *, " + HAS_HISTORY + " AS has_history"
 )
-
-
-def actor_of(worker_id: str) -> str:
-    return f"worker:{worker_id}"
 
 
 def _claim_order(row: sqlite3.Row) -> tuple[int, str]:
