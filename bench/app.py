@@ -48,6 +48,11 @@ def build(store: str | None = None, **settings: Any) -> sf.App:
         return noop(noop(noop(value)))
 
     @app.workflow
+    def warm_up(ctx: sf.WorkflowContext, value: int) -> int:  # noqa: ARG001
+        # ``three_steps`` under another name: runs made before a measurement, not counted.
+        return noop(noop(noop(value)))
+
+    @app.workflow
     def three_recorded_steps(ctx: sf.WorkflowContext, value: int) -> int:  # noqa: ARG001
         return recorded_noop(recorded_noop(recorded_noop(value)))
 

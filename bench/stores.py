@@ -171,6 +171,12 @@ class Target(ABC):
     @abstractmethod
     def describe(self) -> list[tuple[str, str]]: ...
 
+    def wal_file(self, url: str) -> Path | None:  # noqa: ARG002 - SQLite's needs it
+        """The write-ahead log file the database at ``url`` writes its commits to, where
+        the benchmark can see one (SQLite's); None for a server's (PostgreSQL recycles
+        its WAL segments)."""
+        return None
+
     def close(self) -> None:
         return None
 
@@ -192,6 +198,10 @@ class SQLiteTarget(Target):
 
     def probe(self, url: str) -> Probe:
         return SQLiteProbe(self.path(url))
+
+    def wal_file(self, url: str) -> Path:
+        path = self.path(url)
+        return path.with_name(f"{path.name}-wal")
 
     def commit_ceiling(self, url: str, seconds: float, connections: int = 1) -> float:
         if connections != 1:

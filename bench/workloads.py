@@ -26,6 +26,16 @@ STEPS_PER_WORKFLOW = 3
 # not yet prepared): on PostgreSQL the first ten took 4.8-7.1 ms, the next ten 3.7-4.8, the third
 # ten 3.3-3.8, then 2.9-3.8 (medians of each ten, a throwaway script); measured after them.
 WARM_UP_RUNS = 30
+# SQLite's WAL file grows until the store's first checkpoint (every 10,000 pages, about 40 MB,
+# some 300 runs of three steps), then is written over from its beginning. A COMMIT that
+# grows the file waited 210-260 us for its flush here, one that writes over it 130-150 us
+# (one INSERT touching ten pages, a throwaway script): a store that has run a while is past
+# its first checkpoint, a new database is not. Before measuring, W1 (unless the runs are
+# committed before the workers start) and the latency sections run batches of WAL_WARM_BATCH
+# runs of ``warm_up`` on SQLite until a batch leaves the WAL file no larger (it was written
+# over), at most WAL_WARM_MAX_BATCHES.
+WAL_WARM_BATCH = 500
+WAL_WARM_MAX_BATCHES = 20
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,7 @@ class Config:
     recovery_runs: int
     memory_runs: int
     submit_first: bool = False  # W1 variant: commit all runs before the workers start
+    fill_wal: bool = True  # SQLite: measure past the WAL file's first fill (see fill_wal)
     recovery_lease_s: float = 1.0
     recovery_heartbeat_s: float = 0.2
     ceiling_s: float = 2.0
@@ -143,6 +154,34 @@ def session(target: Target, config: Config, label: str) -> Iterator[Session]:
         opened.close()
 
 
+def fill_wal(s: Session) -> None:
+    """On SQLite, batches of ``warm_up`` runs, each batch waited for, until the WAL file is
+    written over rather than grown (see WAL_WARM_BATCH); the workers must be running.
+    Nothing with ``--new-wal``."""
+    wal = s.target.wal_file(s.url)
+    if wal is None or not s.config.fill_wal:
+        return
+    size = -1
+    for _ in range(WAL_WARM_MAX_BATCHES):
+        batch = [(value,) for value in range(WAL_WARM_BATCH)]
+        for handle in s.client.start_many("warm_up", batch):
+            handle.result(timeout=120)
+        if wal.stat().st_size == size:
+            return
+        size = wal.stat().st_size
+    raise RuntimeError(
+        f"{wal} still grew after {WAL_WARM_MAX_BATCHES} batches of {WAL_WARM_BATCH} runs"
+    )
+
+
+def warm_up(s: Session, workflow: str) -> None:
+    """What the latency sections run before measuring: :func:`fill_wal`, then
+    WARM_UP_RUNS runs of ``workflow`` one at a time, each waited for."""
+    fill_wal(s)
+    for value in range(WARM_UP_RUNS):
+        s.client.start(workflow, value).result(timeout=30)
+
+
 # -- W1: throughput ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class W1Result:
@@ -170,6 +209,8 @@ def w1(target: Target, config: Config, workers: int) -> W1Result:
         submit_s = s.submit(config.workflow, n, batch) if config.submit_first else 0.0
         levels = {"log_level": config.worker_log_level} if config.worker_log_level else None
         procs = s.start_workers(workers, config.concurrency, levels)
+        if not config.submit_first:
+            fill_wal(s)
         cpu_before = [w.cpu_s() for w in procs]
         start = time.perf_counter()
         if not config.submit_first:
@@ -242,8 +283,7 @@ def unloaded(
         settings = {} if poll_s is None else {"poll_interval_s": str(poll_s)}
         worker = _one_worker(s, config, embedded=embedded, settings=settings)
         try:
-            for value in range(WARM_UP_RUNS):
-                s.client.start(config.workflow, value).result(timeout=30)
+            warm_up(s, config.workflow)
             measured: list[str] = []
             client_ms: list[float] = []
             client_cpu, worker_cpu = time.process_time(), [w.cpu_s() for w in s.workers]
@@ -307,8 +347,7 @@ def timers(target: Target, config: Config, *, embedded: bool, count: int) -> Tim
     with session(target, config, f"timers-{label}") as s:
         worker = _one_worker(s, config, embedded=embedded, settings={})
         try:
-            for value in range(WARM_UP_RUNS):
-                s.client.start("nap", value).result(timeout=30)
+            warm_up(s, "nap")
             measured: list[str] = []
             late_ms: list[float] = []
             for value in range(count):
