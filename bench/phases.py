@@ -49,6 +49,28 @@ def _stamp(value: object) -> float:
     return moment.timestamp()
 
 
+def _gaps(text: str) -> list[float]:
+    """``--idle``: seconds, comma-separated, none negative."""
+    try:
+        gaps = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not seconds separated by commas: {text!r}") from None
+    if any(gap < 0 for gap in gaps):
+        raise argparse.ArgumentTypeError(f"an idle gap cannot be negative: {text!r}")
+    return gaps
+
+
+def _runs(text: str) -> int:
+    """``--runs``: a whole number, at least 1."""
+    try:
+        runs = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if runs < 1:
+        raise argparse.ArgumentTypeError(f"at least one run, not {runs}")
+    return runs
+
+
 def measure(s: Session, runs: int, idle_s: float) -> list[list[float]]:
     """Per run, the seconds of each phase and the whole, in PHASES order."""
     marks: list[tuple[str, float, float, float]] = []
@@ -87,11 +109,13 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench.phases", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--idle", default="0,0.02,1.5", help="seconds before each run, per row")
-    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument(
+        "--idle", type=_gaps, default="0,0.02,1.5", help="seconds before each run, one row each"
+    )
+    parser.add_argument("--runs", type=_runs, default=100)
     add_postgres_url_argument(parser)
     args = parser.parse_args(argv)
-    gaps = [float(part) for part in args.idle.split(",")]
+    gaps: list[float] = args.idle
     directory = Path(tempfile.mkdtemp(prefix="surefoot-phases-"))
     target: Target = (
         SQLiteTarget(directory) if args.store == "sqlite" else PostgresTarget(args.postgres_url)
@@ -118,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     try:
         for gap in gaps:
+            print(f"idle {gap:g} s: {args.runs} runs ...", file=sys.stderr, flush=True)
             with session(target, config, f"phases-{gap:g}") as s:
                 s.start_workers(1, config.concurrency)
                 warm_up(s, "three_steps")
