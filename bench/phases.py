@@ -33,7 +33,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bench.stores import PostgresTarget, SQLiteTarget, Target, add_postgres_url_argument
-from bench.workloads import Config, Session, session, warm_up
+from bench.workloads import Session, session, small_config, warm_up
 
 PHASES = (
     "client before its write",
@@ -120,18 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     target: Target = (
         SQLiteTarget(directory) if args.store == "sqlite" else PostgresTarget(args.postgres_url)
     )
-    config = Config(
-        n=0,
-        repeat=1,
-        workers=(1,),
-        concurrency=128,
-        directory=directory,
-        n_by_workers={},
-        unloaded_n=0,
-        unloaded_default_poll_n=0,
-        recovery_runs=0,
-        memory_runs=0,
-    )
+    config = small_config(directory)
     lines = [
         f"python -m bench.phases {' '.join(argv)}".rstrip(),
         "",

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import surefoot as sf
 from bench.app import NAP_S, build
@@ -64,6 +65,24 @@ class Config:
 
     def n_for(self, workers: int) -> int:
         return self.n_by_workers.get(workers, self.n)
+
+
+def small_config(directory: Path, **overrides: Any) -> Config:
+    """A Config for tools and tests that run one section's pieces themselves: no section
+    sized, one worker with the default concurrency (``overrides``: any other field)."""
+    fields: dict[str, Any] = {
+        "n": 0,
+        "repeat": 1,
+        "workers": (1,),
+        "concurrency": 128,
+        "directory": directory,
+        "n_by_workers": {},
+        "unloaded_n": 0,
+        "unloaded_default_poll_n": 0,
+        "recovery_runs": 0,
+        "memory_runs": 0,
+    }
+    return Config(**{**fields, **overrides})
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from bench.stores import SQLiteTarget
-from bench.workloads import Config, Session, fill_wal, session
+from bench.workloads import Session, fill_wal, session, small_config
 
 from surefoot.store.sqlite.base import WAL_AUTOCHECKPOINT_PAGES
 
@@ -16,22 +16,6 @@ pytestmark = pytest.mark.slow
 
 BATCH = 200
 PAGE = 4096
-
-
-def _config(directory: Path, *, fill: bool) -> Config:
-    return Config(
-        n=0,
-        repeat=1,
-        workers=(1,),
-        concurrency=32,
-        directory=directory,
-        n_by_workers={},
-        unloaded_n=0,
-        unloaded_default_poll_n=0,
-        recovery_runs=0,
-        memory_runs=0,
-        fill_wal=fill,
-    )
 
 
 def _one_batch(s: Session) -> None:
@@ -42,7 +26,7 @@ def _one_batch(s: Session) -> None:
 def _wal_growth_of_a_batch_after_fill(directory: Path, *, fill: bool) -> tuple[int, int]:
     """The WAL file's size after ``fill_wal``, and how much one more batch of runs grew it."""
     target = SQLiteTarget(directory)
-    with session(target, _config(directory, fill=fill), "fill") as s:
+    with session(target, small_config(directory, concurrency=32, fill_wal=fill), "fill") as s:
         s.start_workers(1, 32)
         fill_wal(s)
         wal = target.wal_file(s.url)
