@@ -1,15 +1,19 @@
-"""The PostgreSQL audit append: the chain's head is locked only at the end of a write.
+"""The PostgreSQL audit chain: entries stored with their change, chained by a sweep.
 
-A write transaction queues its audit entries and appends them, with the head, as its
-last statements before ``COMMIT``. These tests hold that to what the chain promises:
-the head is not held while the rest of the transaction runs, an entry and the change it
-records commit together or not at all, and one transaction's entries stay consecutive
-and linked in commit order when many writers append at once.
+A write transaction stores its audit entries, in order, with its ``COMMIT``, and never
+touches the chain's head; a sweep locks the head and chains what is pending, shortly
+after the commit and before any read of the log. These tests hold that to what the chain
+promises: a write never waits for the head, an entry and the change it records commit
+together or not at all, every committed entry reaches the chain (without a read, and
+when the store that wrote it is gone), one transaction's entries stay consecutive and in
+order when many writers and sweeps run at once, and the chain the server and Python
+compute is the same.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -23,7 +27,8 @@ from surefoot.domain.records import AuditRecord, DeadLetter, NewRun
 from surefoot.domain.status import DeadLetterStatus, RunStatus
 from surefoot.errors import StoreError
 from surefoot.store.base import RunEnd
-from surefoot.store.postgres import PostgresStore
+from surefoot.store.migrations import load_migrations
+from surefoot.store.postgres import PostgresStore, audit
 from surefoot.store.postgres.base import Cursor
 from tests import postgres_support
 
@@ -52,43 +57,64 @@ def _head_is_locked(url: str) -> bool:
         return False
 
 
+def _counts(url: str) -> tuple[int, int]:
+    """Rows pending and entries chained, read directly (no sweep)."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT (SELECT COUNT(*) FROM audit_pending), (SELECT COUNT(*) FROM audit_log)"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
 def _record(entity_id: str, action: str = "test.changed") -> AuditRecord:
     return AuditRecord("tester", action, "queue", entity_id, None, {"n": 1})
 
 
-@pytest.mark.parametrize("early_lock", [False, True], ids=["as-written", "negative-control"])
-def test_the_audit_head_is_not_held_while_the_rest_of_a_write_runs(
-    store: PostgresStore, postgres_url: str, early_lock: bool
-):
-    seen: list[bool] = []
-
+def _pause_queue(store: PostgresStore, queue: str, *, lock_head: bool = False) -> None:
     def txn(cur: Cursor) -> None:
-        if early_lock:  # what every append did before: lock the head at once
+        if lock_head:  # what every write did before: append to the chain itself
             cur.execute("SELECT seq FROM audit_head WHERE only_row = 1 FOR UPDATE")
-        store._audit_txn(cur, _record("q1"), T0)
+        store._audit_txn(cur, _record(queue), T0)
         cur.execute(
             "INSERT INTO queues (queue, paused, changed_by, changed_at)"
-            " VALUES ('q1', TRUE, 'tester', %s)",
-            (T0,),
+            " VALUES (%s, TRUE, 'tester', %s)",
+            (queue, T0),
         )
-        seen.append(_head_is_locked(postgres_url))  # a statement after the append
 
     store._write(txn)
 
-    assert seen == [early_lock]
-    assert not _head_is_locked(postgres_url)  # released at commit
+
+@pytest.mark.parametrize("lock_head", [False, True], ids=["as-written", "negative-control"])
+def test_a_write_does_not_wait_for_the_audit_head(
+    store: PostgresStore, postgres_url: str, lock_head: bool
+):
+    with psycopg.connect(postgres_url) as holder:  # a sweep (or an old worker) holds it
+        holder.execute("SELECT seq FROM audit_head WHERE only_row = 1 FOR UPDATE")
+        writer = threading.Thread(
+            target=_pause_queue, args=(store, "q1"), kwargs={"lock_head": lock_head}
+        )
+        writer.start()
+        writer.join(2.0)
+        finished_while_held = not writer.is_alive()
+        holder.rollback()
+    writer.join(10.0)
+
+    assert finished_while_held is not lock_head
     [entry] = store.audit_entries(after_seq=0, limit=10)
     assert (entry.action, entry.entity_id) == ("test.changed", "q1")
     assert store.audit_head() == (entry.seq, entry.hash)
+    assert not _head_is_locked(postgres_url)
 
 
 @pytest.mark.parametrize("queue", ["allowed", "forbidden"])
-def test_a_change_whose_audit_entry_cannot_be_appended_is_not_committed(
+def test_a_change_whose_audit_entry_cannot_be_stored_is_not_committed(
     store: PostgresStore, postgres_url: str, queue: str
 ):
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(
-            "ALTER TABLE audit_log ADD CONSTRAINT no_forbidden CHECK (entity_id <> 'forbidden')"
+            "ALTER TABLE audit_pending ADD CONSTRAINT no_forbidden"
+            " CHECK (NOT jsonb_path_exists(entries, '$[*][4] ? (@ == \"forbidden\")'))"
         )
 
     if queue == "forbidden":
@@ -102,7 +128,136 @@ def test_a_change_whose_audit_entry_cannot_be_appended_is_not_committed(
         assert store.list_queues() == [("allowed", True, 0)]
         [entry] = store.audit_entries(after_seq=0, limit=10)
         assert (entry.action, entry.entity_id) == ("queue.paused", "allowed")
+    assert _counts(postgres_url)[0] == 0
     assert not _head_is_locked(postgres_url)
+
+
+@pytest.mark.parametrize("sweeper", ["running", "stopped"], ids=["as-written", "negative-control"])
+def test_a_committed_entry_reaches_the_chain_without_a_read(
+    store: PostgresStore, postgres_url: str, sweeper: str
+):
+    if sweeper == "stopped":
+        store._sweeper.stop()
+    _pause_queue(store, "q1")
+
+    deadline = time.monotonic() + 5.0
+    while _counts(postgres_url) != (0, 1) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+    assert _counts(postgres_url) == ((0, 1) if sweeper == "running" else (1, 0))
+
+
+@pytest.mark.parametrize(
+    "reader", ["sweeps", "does-not-sweep"], ids=["as-written", "negative-control"]
+)
+def test_entries_left_pending_by_a_store_that_died_are_chained_before_any_read(
+    postgres_url: str, reader: str
+):
+    dead = PostgresStore(postgres_url)
+    dead._sweeper.poke = lambda: None  # type: ignore[method-assign]  # died before its sweep
+    for queue in ("q1", "q2"):
+        _pause_queue(dead, queue)
+    dead.close()
+    assert _counts(postgres_url) == (2, 0)
+
+    other = PostgresStore(postgres_url)
+    try:
+        if reader == "does-not-sweep":
+            other._sweep_audit = lambda: None  # type: ignore[method-assign]
+        entries = other.audit_entries(after_seq=0, limit=10)
+        head = other.audit_head()
+    finally:
+        other.close()
+
+    if reader == "does-not-sweep":
+        assert entries == []
+        assert head is None
+        return
+    assert [(e.seq, e.entity_id) for e in entries] == [(1, "q1"), (2, "q2")]
+    assert head is not None
+    assert verify_chain(entries, head_seq=head[0], head_hash=head[1]) == []
+
+
+def _create_unlocked_sweep(url: str) -> str:
+    """Deliberately broken: the schema's sweep, reading the head without locking it; its
+    statement."""
+    sql = next(m.sql for m in load_migrations("postgres") if m.version == 6)
+    function = sql[sql.index("CREATE FUNCTION") :]
+    locked = "FROM audit_head WHERE only_row = 1 FOR UPDATE;"
+    assert locked in function
+    function = function.replace(locked, "FROM audit_head WHERE only_row = 1;").replace(
+        "surefoot_audit_sweep(", "unlocked_audit_sweep("
+    )
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(function)
+    return "SELECT unlocked_audit_sweep(500) AS taken"
+
+
+@pytest.mark.parametrize("lock", ["head", "none"], ids=["as-written", "negative-control"])
+def test_a_sweep_waits_for_the_sweep_holding_the_head_and_chains_after_it(
+    store: PostgresStore, postgres_url: str, monkeypatch: pytest.MonkeyPatch, lock: str
+):
+    if lock == "none":
+        monkeypatch.setattr(audit, "SWEEP_SQL", _create_unlocked_sweep(postgres_url))
+    store._sweeper.stop()  # sweeps only where this test sends them
+    _pause_queue(store, "q1")
+    outcome: list[BaseException | None] = []
+
+    def second_sweep() -> None:
+        try:
+            store._sweep_audit()
+            outcome.append(None)
+        except StoreError as exc:
+            outcome.append(exc)
+
+    with psycopg.connect(postgres_url) as first:  # a sweep, its transaction still open
+        assert first.execute(audit.SWEEP_SQL).fetchone() == (1,)
+        _pause_queue(store, "q2")  # committed while the first sweep holds the head
+        second = threading.Thread(target=second_sweep)
+        second.start()
+        second.join(0.5)
+        first.commit()
+    second.join(10.0)
+
+    entries = store.audit_entries(after_seq=0, limit=10) if outcome == [None] else []
+    head = store.audit_head()
+    intact = (
+        outcome == [None]
+        and [(e.seq, e.entity_id) for e in entries] == [(1, "q1"), (2, "q2")]
+        and head is not None
+        and verify_chain(entries, head_seq=head[0], head_hash=head[1]) == []
+    )
+    assert intact is (lock == "head")
+
+
+def test_sweeps_running_at_once_keep_one_chain(postgres_url: str):
+    stores = [PostgresStore(postgres_url) for _ in range(4)]
+    per_store = 25
+    start = threading.Barrier(len(stores))
+
+    def work(index: int) -> None:
+        opened = stores[index]
+        opened._sweeper.poke = lambda: None  # type: ignore[method-assign]  # sweep here only
+        start.wait()
+        for n in range(per_store):
+            _pause_queue(opened, f"s{index}-{n}")
+            opened._sweep_audit()
+
+    try:
+        with ThreadPoolExecutor(len(stores)) as pool:
+            list(pool.map(work, range(len(stores))))
+        reader = stores[0]
+        entries = reader.audit_entries(after_seq=0, limit=1_000)
+        head = reader.audit_head()
+    finally:
+        for opened in stores:
+            opened.close()
+
+    total = len(stores) * per_store
+    assert [e.seq for e in entries] == list(range(1, total + 1))
+    assert len({e.entity_id for e in entries}) == total  # each entry chained once
+    assert head is not None
+    assert verify_chain(entries, head_seq=head[0], head_hash=head[1]) == []
 
 
 def test_a_transactions_entries_are_consecutive_and_chained_under_contention(

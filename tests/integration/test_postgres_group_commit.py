@@ -293,7 +293,8 @@ def test_a_deferred_write_that_fails_fails_only_its_own_transaction(
 def test_a_batch_whose_commit_fails_fails_every_caller(store: PostgresStore, postgres_url: str):
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(
-            "ALTER TABLE audit_log ADD CONSTRAINT no_forbidden CHECK (entity_id <> 'forbidden')"
+            "ALTER TABLE audit_pending ADD CONSTRAINT no_forbidden"
+            " CHECK (NOT jsonb_path_exists(entries, '$[*][4] ? (@ == \"forbidden\")'))"
         )
 
     outcomes = in_one_batch(

@@ -1,61 +1,52 @@
-"""Appending a transaction's audit entries to the hash chain in one statement.
+"""The audit chain on PostgreSQL: entries stored with their change, chained shortly after.
 
-The chain is serialised by the single ``audit_head`` row: whoever appends locks it
-until commit, so entries are numbered and linked in commit order. To hold that lock
-as briefly as possible, a write transaction queues its entries while it runs and
-appends them all at the end with :data:`APPEND_SQL`, sent in the same round trip as
-``COMMIT``: the statement locks the head, numbers and hashes the entries on the
-server, inserts them and moves the head. The lock is then held only while the
-server runs that statement and flushes the commit, never across a round trip to
-the client (nor while a client thread waits for its turn to run Python).
+A hash chain is appended to one entry after another: each entry's hash covers the one
+before. Appended by the transaction that makes the change, the chain's head (the single
+``audit_head`` row) must stay locked until that transaction has committed, flush
+included, or the next entry could link to one that is then rolled back; every audited
+write of every process would then commit after the one before it, never two flushes at
+once.
+
+So a write transaction does not touch the chain. It stores its entries in
+``audit_pending`` with :data:`STORE_SQL` (one row per transaction: its entries as one
+JSON array, in the order queued), sent with its ``COMMIT``: the entries commit with the
+change or not at all, as before. Then a *sweep* locks the head, takes the pending rows
+committed before it (oldest first), numbers and hashes their entries, inserts them into
+``audit_log`` and moves the head, in one transaction and one statement
+(:data:`SWEEP_SQL`, a function of the schema), so that no client holds the head between
+two round trips. Each store sweeps shortly after a commit of its own stored entries (see
+:mod:`surefoot.store.postgres.sweep`) and before it reads the log or its head, so a read
+of the log finds in the chain every entry committed before the read began. A sweep takes
+the pending entries of every process, so those of a process that died before its sweep
+are chained by the next.
+
+The entries are numbered in the order they were stored (a transaction's together, in its
+order); a transaction that stores its entries before another but commits after it may be
+numbered after it, if a sweep ran in between. Workers of the previous release append to
+``audit_log`` themselves, under the head's lock: the sweep takes the same lock, so the
+chain stays one.
 
 The hash is :func:`surefoot.domain.audit.entry_hash`, computed by the server:
 ``sha256(prev_hash || '\\n' || body)`` in hex, where ``body`` is the canonical JSON of
 the entry. Its keys are sorted and ``seq`` sorts last, and ``canonical`` escapes
-everything outside ASCII, so the client sends the body up to ``"seq":`` (``prefix``)
-and the server appends the number and the closing brace. ``audit verify`` checks
-every entry against the Python function, and the tests pin that the two agree.
+everything outside ASCII, so the writer stores the body up to ``"seq":`` (``prefix``)
+and the sweep appends the number and the closing brace. ``audit verify`` checks every
+entry against the Python function, and the tests pin that the two agree.
 """
 
 from __future__ import annotations
 
-from surefoot.domain.audit import GENESIS
+# A write transaction's entries: one JSON array of rows (at, actor, action, entity,
+# entity_id, before, after, reason, correlation_id, prefix) in one parameter.
+STORE_SQL = "INSERT INTO audit_pending (entries) VALUES (%s::jsonb)"
 
-# The queued entries arrive as one JSON array of rows (at, actor, action, entity,
-# entity_id, before, after, reason, correlation_id, prefix), in queue order, in one
-# parameter, read by the server as jsonb (parsed once, then field by field): the text is
-# the same however many entries there are, so the client parses it once and the server
-# prepares it once (a text with a row of placeholders per entry was parsed again for
-# every transaction, as the driver caches no statement with more than 50 parameters; one
-# array parameter per column cost more to send than that; json instead of jsonb, more
-# server time to read).
-APPEND_SQL = f"""
-WITH RECURSIVE
-queued (at, actor, action, entity, entity_id, before, after, reason, correlation_id,
-        prefix, n) AS (
-    SELECT (e->>0)::timestamptz, e->>1, e->>2, e->>3, e->>4, e->>5, e->>6, e->>7, e->>8,
-           e->>9, n
-    FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS queued_rows (e, n)
-),
-head AS (SELECT seq, hash FROM audit_head WHERE only_row = 1 FOR UPDATE),
-chain (n, seq, prev_hash, hash) AS (
-    SELECT 0::bigint, COALESCE((SELECT seq FROM head), 0),
-           NULL::text, COALESCE((SELECT hash FROM head), '{GENESIS}')
-    UNION ALL
-    SELECT q.n, c.seq + 1, c.hash,
-           encode(sha256(convert_to(
-               c.hash || E'\\n' || q.prefix || (c.seq + 1)::text || '}}', 'UTF8'
-           )), 'hex')
-    FROM chain AS c JOIN queued AS q ON q.n = c.n + 1
-),
-appended AS (
-    INSERT INTO audit_log (seq, at, actor, action, entity, entity_id, before, after,
-                           reason, correlation_id, prev_hash, hash)
-    SELECT c.seq, q.at, q.actor, q.action, q.entity, q.entity_id, q.before, q.after,
-           q.reason, q.correlation_id, c.prev_hash, c.hash
-    FROM chain AS c JOIN queued AS q ON q.n = c.n
-)
-INSERT INTO audit_head (only_row, seq, hash)
-SELECT 1, seq, hash FROM chain WHERE n > 0 ORDER BY n DESC LIMIT 1
-ON CONFLICT (only_row) DO UPDATE SET seq = excluded.seq, hash = excluded.hash
-"""
+# Pending transactions' worth of entries one sweep transaction chains: bounds how long it
+# holds the head (a sweep goes on with the next ones in a new transaction).
+SWEEP_BATCH = 500
+
+# One sweep transaction, sent alone (committed at its end, in the same round trip): the
+# function (schema 6) locks the head, takes up to SWEEP_BATCH pending rows committed before
+# it, the oldest first, numbers and hashes their entries, appends them and moves the head,
+# all on the server, so the head is never held while a client thinks (or is stopped).
+# Returns how many pending rows it took: 0, with no lock taken, when there were none.
+SWEEP_SQL = f"SELECT surefoot_audit_sweep({SWEEP_BATCH}) AS taken"

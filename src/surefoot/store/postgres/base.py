@@ -19,14 +19,12 @@ answer was lost is not guessed at: the transaction id is read before ``COMMIT``
 and looked up with ``pg_xact_status`` afterwards, so a committed change is never
 applied twice.
 
-The audit chain is serialised by the single ``audit_head`` row, locked until
-commit, so entries are numbered and linked in commit order. A transaction's
-entries are queued while it runs and appended as its very last statements: the
-head is locked after every other statement, and the entries, the head and the
-``COMMIT`` go in one pipelined round trip (with any writes whose answer the
-transaction does not need, see ``_later_txn``), so writers wait for each other
-only while the server runs those statements and the commit. The entries still
-commit in the same transaction as the change they record.
+A write transaction's audit entries are queued while it runs and stored, in
+order, by one statement sent with its ``COMMIT`` (with any writes whose answer the
+transaction does not need, see ``_later_txn``): they commit with the change they
+record. They are numbered and linked into the hash chain by a sweep shortly after,
+and before any read of the log (see :mod:`surefoot.store.postgres.audit`), so no
+write waits for another's commit to reach the chain's head.
 
 When a run becomes claimable, the transaction that made it so sends
 ``NOTIFY surefoot_runs`` with the run's queue as payload (delivered on commit).
@@ -68,6 +66,7 @@ from surefoot.store.base import SCHEMA_VERSION
 from surefoot.store.migrations import SCHEMA_TABLE_DDL, load_migrations
 from surefoot.store.postgres import audit, connection, fences
 from surefoot.store.postgres.group_commit import Again, GroupCommitter, Work
+from surefoot.store.postgres.sweep import AuditSweeper
 
 T = TypeVar("T")
 Cursor: TypeAlias = psycopg.Cursor[DictRow]
@@ -84,9 +83,9 @@ POOL_TIMEOUT_S = 10.0  # waiting for a free (or new) connection; a timeout is re
 # Batches of runs' own writes that a worker process writes at once, each on its own
 # connection, while it is the only live worker of its database: while one batch waits for
 # the server, the next is prepared. With more worker processes, theirs already overlap,
-# and more batches would only split the commits they all take turns at (the audit head)
-# into smaller ones: each process then writes one batch at a time. Two finish more runs
-# than one or three (the benchmark's W1), now that a batch's run ends share their sends.
+# and more batches would only split each process's commits into smaller ones: each
+# process then writes one batch at a time. Two finish more runs than one or three (the
+# benchmark's W1), now that a batch's run ends share their sends.
 BATCHES_WHEN_ALONE = 2
 RECOUNT_S = 1.0  # a worker busy claiming counts the live workers this often
 NOTIFY_CHANNEL = "surefoot_runs"
@@ -296,6 +295,8 @@ class PostgresBase:
             is_transient=is_transient,
             wrap=self._store_error,
         )
+        # Chains the audit entries this store's writes leave pending (``audit``).
+        self._sweeper = AuditSweeper(self._sweep_audit)
         try:
             psycopg.connect(self._conninfo).close()
         except psycopg.Error as exc:
@@ -338,6 +339,11 @@ class PostgresBase:
             raise
 
     def close(self) -> None:
+        if self._sweeper.stop() and not self._closed:
+            try:  # once: if the database is down, the next sweep of any store chains them
+                self._sweep_once()
+            except (psycopg.Error, StoreError) as exc:
+                log.warning("audit entries left pending for the next sweep: %s", exc)
         self._closed = True
         self._pool.close()
 
@@ -515,6 +521,8 @@ class PostgresBase:
                             raise
                         if xid is None and end.probe and not self._created(end.probe, deadline):
                             raise
+                    if end.audit:
+                        self._sweeper.poke()
                     self._notified({channel for channel, _ in end.notify})
                     return
 
@@ -546,9 +554,9 @@ class PostgresBase:
         if not last:
             conn.commit()
             return
-        # The deferred writes, the wake-ups, the audit entries with the head, and COMMIT
-        # in one round trip: the head is locked only while the server runs them. An error
-        # in any of them aborts the COMMIT and is raised here, as the pipeline ends.
+        # The deferred writes, the wake-ups, the audit entries, and COMMIT in one round
+        # trip. An error in any of them aborts the COMMIT and is raised here, as the
+        # pipeline ends.
         # A transaction that has sent nothing yet (a start that read nothing) needs no
         # BEGIN and no COMMIT: the server runs the statements of a pipeline up to its
         # sync, which ends the block, as one implicit transaction (committed at the sync,
@@ -561,6 +569,20 @@ class PostgresBase:
                 cur.execute(*statement)
             if not implicit:
                 cur.execute("COMMIT", prepare=False)
+
+    def _sweep_audit(self) -> None:
+        """Chain every pending audit entry committed before now (see
+        :mod:`surefoot.store.postgres.audit`): the sweeper's work, and what a read of the
+        log or of its head does first."""
+        self._run(lambda _deadline: self._sweep_once())
+
+    def _sweep_once(self) -> None:
+        # Each statement commits on its own (the connection is in autocommit and no BEGIN
+        # is pending). A lost answer is harmless: what the sweep took is no longer pending
+        # if it committed, and the next sweep takes the rest.
+        with self._connection() as held, held.conn.cursor(row_factory=dict_row) as cur:
+            while one(cur.execute(audit.SWEEP_SQL))["taken"] >= audit.SWEEP_BATCH:
+                pass
 
     def _created(self, run_id: str, deadline: float) -> bool:
         """After a ``COMMIT`` whose answer was lost, of a transaction that inserted run
@@ -783,10 +805,10 @@ class PostgresBase:
 
     @staticmethod
     def _append_statement(queued: list[tuple[AuditRecord, datetime]]) -> tuple[str, list[Any]]:
-        """The one statement that appends ``queued`` to the chain, in order (see
+        """The one statement that stores ``queued``, in order, for the chain (see
         :mod:`surefoot.store.postgres.audit`): its one parameter is the rows, as JSON."""
         rows = [entry_row(record, iso(now)) for record, now in queued]
-        return audit.APPEND_SQL, [json.dumps(rows)]
+        return audit.STORE_SQL, [json.dumps(rows)]
 
     def _notify_txn(self, cur: Cursor, payload: str, *, channel: str = NOTIFY_CHANNEL) -> None:
         """Tell listeners, on commit: by default workers, that a run in queue ``payload``

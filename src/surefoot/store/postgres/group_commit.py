@@ -1,35 +1,35 @@
 """Group commit: the write transactions of one process share a COMMIT (and its flush).
 
-Every audited write locks the single ``audit_head`` row in its COMMIT round trip, so
-the audited writes of all processes commit one after the other, each waiting for its
-own flush of the WAL. Here the write transactions of a process queue up instead. The
-caller that finds the writer free becomes the *leader*: on its own thread it runs every
-transaction waiting at that moment, one after the other, in one PostgreSQL transaction
-on one connection, and commits them with one ``COMMIT`` (their deferred writes,
-wake-ups and audit entries in its one pipelined round trip, the head locked once).
-Callers that arrive meanwhile wait for the leader to finish; it then wakes the callers
-whose work it did, and the caller at the head of the queue, who leads the next batch
-(each caller waits on a condition of its own, so a batch's end does not wake every
-waiting thread of a busy worker to find most with nothing to do). An unloaded caller
-thus commits on its own thread with no hand-off, and a busy process shares commits:
+A write transaction's caller waits for its COMMIT, flush included, before it goes on;
+one commit per caller would make each pay a flush and a round trip of its own. Here the
+write transactions of a process queue up instead. The caller that finds the writer free
+becomes the *leader*: on its own thread it runs every transaction waiting at that
+moment, one after the other, in one PostgreSQL transaction on one connection, and
+commits them with one ``COMMIT`` (their deferred writes, wake-ups and audit entries in
+its one pipelined round trip). Callers that arrive meanwhile wait for the leader to
+finish; it then wakes the callers whose work it did, and the caller at the head of the
+queue, who leads the next batch (each caller waits on a condition of its own, so a
+batch's end does not wake every waiting thread of a busy worker to find most with
+nothing to do). An unloaded caller thus commits on its own thread with no hand-off, and
+a busy process shares commits:
 
 * a transaction function that raises affects only itself. Savepoints would cost a round
-  trip each, so the batch runs without them, optimistically: when a function raises
-  (a fenced write refused, a conflict), the whole transaction is rolled back, that
-  caller gets its error, and the others are run again in a new transaction. Transaction
+  trip each, so the batch runs without them, optimistically: when a function raises (a
+  fenced write refused, a conflict), the whole transaction is rolled back, that caller
+  gets its error, and the others are run again in a new transaction. Transaction
   functions are re-runnable (transient errors re-run them too), and what they leave for
   the end of the transaction is collected afresh for each attempt, so only what the
   committed functions left is sent with ``COMMIT``;
 * each function sees the writes of those before it in its batch, as if they had
   committed first: what a function deferred to the end of the transaction (writes it
   does not read back) is sent before the next function that reads runs, in one round
-  trip; only the last function's waits for the ``COMMIT`` round trip. A *blind*
-  function reads nothing (a run's own writes whose lease check is itself deferred), so
-  nothing need be sent before it: what consecutive blind functions deferred goes in one
-  round trip. When such a send fails for good, which function's statement failed is
-  not known; the transaction is rolled back and the batch run again with what each
-  function deferred sent on its own, which finds the one at fault (failures are rare:
-  a lease taken over, a run changed under its worker);
+  trip; only the last function's waits for the ``COMMIT`` round trip. A *blind* function
+  reads nothing (a run's own writes whose lease check is itself deferred), so nothing
+  need be sent before it: what consecutive blind functions deferred goes in one round
+  trip. When such a send fails for good, which function's statement failed is not known;
+  the transaction is rolled back and the batch run again with what each function
+  deferred sent on its own, which finds the one at fault (failures are rare: a lease
+  taken over, a run changed under its worker);
 * a transient error (connection lost, server restart, serialization failure, deadlock)
   re-runs the whole batch, as it re-runs a lone transaction; a function that failed for
   good is not run again;
@@ -40,24 +40,24 @@ thus commits on its own thread with no hand-off, and a busy process shares commi
 A transaction function that opens another write transaction would wait for itself; it
 gets a :class:`~surefoot.errors.StoreError` instead.
 
-A batch holds the row locks its functions take until its ``COMMIT``, so a function
-that waits for a lock another process holds delays its whole batch; the functions are
-short and lock the runs they change, which one worker holds at a time.
+A batch holds the row locks its functions take until its ``COMMIT``, so a function that
+waits for a lock another process holds delays its whole batch; the functions are short
+and lock the runs they change, which one worker holds at a time.
 
-While one batch waits for the server (its statements, its ``COMMIT`` and the flush),
-the process has Python work to do for the next one, so up to ``leaders`` batches
-(:meth:`GroupCommitter.set_leaders`) may be written at once, each on its own
-connection, but only of functions submitted as
-*concurrent*: functions that lock nothing but the rows of the one run whose lease
-their caller holds (a step's attempt, journal entry and end, a run's wait or end, a
-claim, which skips locked rows instead of waiting for them). Two such batches never
-wait for each other's rows: a run's writes come from the one thread executing it,
-one at a time. They meet only at the audit head, which each locks last, in its
-``COMMIT`` round trip. Any other function (a heartbeat that extends the leases of
-all of the process's runs, a shared rate-limit bucket, a breaker, an operator's
-change) runs in a batch that is written alone: it starts only when no batch is being
-written, and no batch starts while it runs or waits. Two batches of one process thus
-never lock the same rows in opposite orders, and cannot deadlock each other.
+While one batch waits for the server (its statements, its ``COMMIT`` and the flush), the
+process has Python work to do for the next one, so up to ``leaders`` batches
+(:meth:`GroupCommitter.set_leaders`) may be written at once, each on its own connection,
+but only of functions submitted as *concurrent*: functions that lock nothing but the
+rows of the one run whose lease their caller holds (a step's attempt, journal entry and
+end, a run's wait or end, a claim, which skips locked rows instead of waiting for them).
+Two such batches never wait for each other's rows: a run's writes come from the one
+thread executing it, one at a time. (Their audit entries lock nothing either: they are
+chained later, see :mod:`surefoot.store.postgres.audit`.) Any other function (a
+heartbeat that extends the leases of all of the process's runs, a shared rate-limit
+bucket, a breaker, an operator's change) runs in a batch that is written alone: it
+starts only when no batch is being written, and no batch starts while it runs or waits.
+Two batches of one process thus never lock the same rows in opposite orders, and cannot
+deadlock each other.
 
 The committer knows nothing of connections: ``PostgresBase`` (in
 :mod:`surefoot.store.postgres.base`) gives it the function that writes a batch, and

@@ -429,9 +429,11 @@ class OperatorMixin(FailureMixin):
                 " AND (entity_id = %s OR entity_id LIKE %s) ORDER BY seq LIMIT %s"
             )
             params = (after_seq, entity_id, f"{_like_escape(entity_id)}/%", limit)
+        self._sweep_audit()  # every entry committed before this read is in the chain
         return self._read(lambda cur: [rows.audit_from_row(r) for r in cur.execute(sql, params)])
 
     def audit_head(self) -> tuple[int, str] | None:
+        self._sweep_audit()
         row = self._read(
             lambda cur: cur.execute(
                 "SELECT seq, hash FROM audit_head WHERE only_row = 1"

@@ -1,0 +1,4 @@
+-- Surefoot schema 6 (SQLite): nothing changes. PostgreSQL gains a table where write
+-- transactions leave their audit entries for the chain; SQLite's one write lock already
+-- orders every append, which stays in the writing transaction. The version stays the same
+-- on both.
