@@ -6,12 +6,14 @@ after the commit and before any read of the log. These tests hold that to what t
 promises: a write never waits for the head, an entry and the change it records commit
 together or not at all, every committed entry reaches the chain (without a read, and
 when the store that wrote it is gone), one transaction's entries stay consecutive and in
-order when many writers and sweeps run at once, and the chain the server and Python
-compute is the same.
+order when many writers and sweeps run at once, a sweep waits for whoever holds the head
+(another sweep, or a worker of the previous release appending itself) and chains after it,
+and the chain the server and Python compute is the same.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +23,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from surefoot.domain.audit import verify_chain
+from surefoot.domain.audit import GENESIS, entry_row, verify_chain
 from surefoot.domain.failures import FailureClass
 from surefoot.domain.records import AuditRecord, DeadLetter, NewRun
 from surefoot.domain.status import DeadLetterStatus, RunStatus
@@ -29,7 +31,7 @@ from surefoot.errors import StoreError
 from surefoot.store.base import RunEnd
 from surefoot.store.migrations import load_migrations
 from surefoot.store.postgres import PostgresStore, audit
-from surefoot.store.postgres.base import Cursor
+from surefoot.store.postgres.base import Cursor, iso
 from tests import postgres_support
 
 pytestmark = pytest.mark.postgres
@@ -38,6 +40,40 @@ postgres_server = postgres_support.postgres_server
 postgres_url = postgres_support.postgres_url
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+
+
+# How a worker of the release before schema 6 appends a transaction's entries: itself, in
+# its transaction, under the head's lock (kept here to show the two releases share a chain).
+_PREVIOUS_RELEASE_APPEND = f"""
+WITH RECURSIVE
+queued (at, actor, action, entity, entity_id, before, after, reason, correlation_id,
+        prefix, n) AS (
+    SELECT (e->>0)::timestamptz, e->>1, e->>2, e->>3, e->>4, e->>5, e->>6, e->>7, e->>8,
+           e->>9, n
+    FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS queued_rows (e, n)
+),
+head AS (SELECT seq, hash FROM audit_head WHERE only_row = 1 FOR UPDATE),
+chain (n, seq, prev_hash, hash) AS (
+    SELECT 0::bigint, COALESCE((SELECT seq FROM head), 0),
+           NULL::text, COALESCE((SELECT hash FROM head), '{GENESIS}')
+    UNION ALL
+    SELECT q.n, c.seq + 1, c.hash,
+           encode(sha256(convert_to(
+               c.hash || E'\\n' || q.prefix || (c.seq + 1)::text || '}}', 'UTF8'
+           )), 'hex')
+    FROM chain AS c JOIN queued AS q ON q.n = c.n + 1
+),
+appended AS (
+    INSERT INTO audit_log (seq, at, actor, action, entity, entity_id, before, after,
+                           reason, correlation_id, prev_hash, hash)
+    SELECT c.seq, q.at, q.actor, q.action, q.entity, q.entity_id, q.before, q.after,
+           q.reason, q.correlation_id, c.prev_hash, c.hash
+    FROM chain AS c JOIN queued AS q ON q.n = c.n
+)
+INSERT INTO audit_head (only_row, seq, hash)
+SELECT 1, seq, hash FROM chain WHERE n > 0 ORDER BY n DESC LIMIT 1
+ON CONFLICT (only_row) DO UPDATE SET seq = excluded.seq, hash = excluded.hash
+"""
 
 
 @pytest.fixture
@@ -388,3 +424,41 @@ def test_entries_with_any_text_are_stored_exactly_and_chain_as_python_computes(
     head = store.audit_head()
     assert head is not None
     assert verify_chain(entries, head_seq=head[0], head_hash=head[1]) == []
+
+
+@pytest.mark.parametrize("lock", ["head", "none"], ids=["as-written", "negative-control"])
+def test_entries_of_a_worker_of_the_previous_release_and_swept_ones_form_one_chain(
+    store: PostgresStore, postgres_url: str, monkeypatch: pytest.MonkeyPatch, lock: str
+):
+    if lock == "none":
+        monkeypatch.setattr(audit, "SWEEP_SQL", _create_unlocked_sweep(postgres_url))
+    store._sweeper.stop()  # sweeps only where this test sends them
+    _pause_queue(store, "new-1")
+    outcome: list[BaseException | None] = []
+
+    def sweep() -> None:
+        try:
+            store._sweep_audit()
+            outcome.append(None)
+        except StoreError as exc:
+            outcome.append(exc)
+
+    with psycopg.connect(postgres_url) as old:  # its transaction holds the head until commit
+        old.execute(_PREVIOUS_RELEASE_APPEND, (json.dumps([entry_row(_record("old-1"), iso(T0))]),))
+        sweeping = threading.Thread(target=sweep)
+        sweeping.start()
+        sweeping.join(0.5)
+        old.commit()
+    sweeping.join(10.0)
+    with psycopg.connect(postgres_url) as old:
+        old.execute(_PREVIOUS_RELEASE_APPEND, (json.dumps([entry_row(_record("old-2"), iso(T0))]),))
+
+    entries = store.audit_entries(after_seq=0, limit=10) if outcome == [None] else []
+    head = store.audit_head()
+    intact = (
+        outcome == [None]
+        and [(e.seq, e.entity_id) for e in entries] == [(1, "old-1"), (2, "new-1"), (3, "old-2")]
+        and head is not None
+        and verify_chain(entries, head_seq=head[0], head_hash=head[1]) == []
+    )
+    assert intact is (lock == "head")
