@@ -184,6 +184,22 @@ def test_a_committed_entry_reaches_the_chain_without_a_read(
 
 
 @pytest.mark.parametrize(
+    "closing", ["sweeps", "does-not-sweep"], ids=["as-written", "negative-control"]
+)
+def test_a_store_closed_right_after_a_write_chains_its_entries_as_it_closes(
+    postgres_url: str, closing: str
+):
+    closed = PostgresStore(postgres_url)
+    closed._sweeper._delay_s = 60.0  # its sweeper would come long after the close
+    if closing == "does-not-sweep":
+        closed._sweeper.stop = lambda: False  # type: ignore[method-assign]
+    _pause_queue(closed, "q1")  # a command that writes and exits at once
+    closed.close()
+
+    assert _counts(postgres_url) == ((0, 1) if closing == "sweeps" else (1, 0))
+
+
+@pytest.mark.parametrize(
     "reader", ["sweeps", "does-not-sweep"], ids=["as-written", "negative-control"]
 )
 def test_entries_left_pending_by_a_store_that_died_are_chained_before_any_read(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 
 log = logging.getLogger("surefoot.store")
@@ -35,7 +34,7 @@ class AuditSweeper:
         self._sweep = sweep
         self._delay_s = delay_s
         self._wanted = threading.Event()
-        self._stopping = False
+        self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -44,7 +43,7 @@ class AuditSweeper:
         self._wanted.set()
         if self._thread is None:
             with self._lock:
-                if self._thread is None and not self._stopping:
+                if self._thread is None and not self._stopping.is_set():
                     self._thread = threading.Thread(
                         target=self._loop, name="surefoot-audit-sweep", daemon=True
                     )
@@ -54,7 +53,7 @@ class AuditSweeper:
         """Stop the thread; whether a sweep was still wanted (an audited commit since the
         last sweep began), for the caller to send one last sweep itself."""
         with self._lock:
-            self._stopping = True
+            self._stopping.set()
             thread = self._thread
         wanted = self._wanted.is_set()
         self._wanted.set()
@@ -65,15 +64,12 @@ class AuditSweeper:
     def _loop(self) -> None:
         while True:
             self._wanted.wait()
-            if self._stopping:
-                return
-            time.sleep(self._delay_s)
-            if self._stopping:
+            if self._stopping.wait(self._delay_s):  # the delay, cut short by stop()
                 return
             self._wanted.clear()
             try:
                 self._sweep()
-            except Exception:  # the thread must live on: the next park or read sweeps
+            except Exception:  # the thread lives on: the next commit or read sweeps
                 log.warning(
                     "pending audit entries could not be chained yet; the next sweep"
                     " (after the next audited commit, or any read of the log) chains them",
