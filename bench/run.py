@@ -37,7 +37,7 @@ from bench.stores import (
 from bench.workloads import Config
 from surefoot import Settings
 from surefoot.engine.starts import MAX_START_MANY
-from surefoot.store.postgres.base import redacted
+from surefoot.store.postgres.urls import redacted
 
 T = TypeVar("T")
 SECTIONS = ("ceiling", "w1", "unloaded", "timers", "recovery", "memory")

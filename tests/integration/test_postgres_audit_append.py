@@ -230,6 +230,38 @@ def test_entries_left_pending_by_a_store_that_died_are_chained_before_any_read(
     assert verify_chain(entries, head_seq=head[0], head_hash=head[1]) == []
 
 
+def _sweep_on_a_thread(store: PostgresStore) -> tuple[threading.Thread, list[BaseException | None]]:
+    """A sweep of ``store`` started on a thread of its own, and where its outcome goes once
+    it ends (None: it swept; else the store's error)."""
+    outcome: list[BaseException | None] = []
+
+    def sweep() -> None:
+        try:
+            store._sweep_audit()
+            outcome.append(None)
+        except StoreError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=sweep)
+    thread.start()
+    return thread, outcome
+
+
+def _chained_as(
+    store: PostgresStore, outcome: list[BaseException | None], expected: list[tuple[int, str]]
+) -> bool:
+    """Whether the sweep succeeded and the chain holds exactly ``expected`` (seq, entity
+    id), linked up to its head."""
+    entries = store.audit_entries(after_seq=0, limit=10) if outcome == [None] else []
+    head = store.audit_head()
+    return (
+        outcome == [None]
+        and [(e.seq, e.entity_id) for e in entries] == expected
+        and head is not None
+        and verify_chain(entries, head_seq=head[0], head_hash=head[1]) == []
+    )
+
+
 def _create_unlocked_sweep(url: str) -> str:
     """Deliberately broken: the schema's sweep, reading the head without locking it; its
     statement."""
@@ -253,32 +285,16 @@ def test_a_sweep_waits_for_the_sweep_holding_the_head_and_chains_after_it(
         monkeypatch.setattr(audit, "SWEEP_SQL", _create_unlocked_sweep(postgres_url))
     store._sweeper.stop()  # sweeps only where this test sends them
     _pause_queue(store, "q1")
-    outcome: list[BaseException | None] = []
-
-    def second_sweep() -> None:
-        try:
-            store._sweep_audit()
-            outcome.append(None)
-        except StoreError as exc:
-            outcome.append(exc)
 
     with psycopg.connect(postgres_url) as first:  # a sweep, its transaction still open
         assert first.execute(audit.SWEEP_SQL).fetchone() == (1,)
         _pause_queue(store, "q2")  # committed while the first sweep holds the head
-        second = threading.Thread(target=second_sweep)
-        second.start()
+        second, outcome = _sweep_on_a_thread(store)
         second.join(0.5)
         first.commit()
     second.join(10.0)
 
-    entries = store.audit_entries(after_seq=0, limit=10) if outcome == [None] else []
-    head = store.audit_head()
-    intact = (
-        outcome == [None]
-        and [(e.seq, e.entity_id) for e in entries] == [(1, "q1"), (2, "q2")]
-        and head is not None
-        and verify_chain(entries, head_seq=head[0], head_hash=head[1]) == []
-    )
+    intact = _chained_as(store, outcome, [(1, "q1"), (2, "q2")])
     assert intact is (lock == "head")
 
 
@@ -450,31 +466,15 @@ def test_entries_of_a_worker_of_the_previous_release_and_swept_ones_form_one_cha
         monkeypatch.setattr(audit, "SWEEP_SQL", _create_unlocked_sweep(postgres_url))
     store._sweeper.stop()  # sweeps only where this test sends them
     _pause_queue(store, "new-1")
-    outcome: list[BaseException | None] = []
-
-    def sweep() -> None:
-        try:
-            store._sweep_audit()
-            outcome.append(None)
-        except StoreError as exc:
-            outcome.append(exc)
 
     with psycopg.connect(postgres_url) as old:  # its transaction holds the head until commit
         old.execute(_PREVIOUS_RELEASE_APPEND, (json.dumps([entry_row(_record("old-1"), iso(T0))]),))
-        sweeping = threading.Thread(target=sweep)
-        sweeping.start()
+        sweeping, outcome = _sweep_on_a_thread(store)
         sweeping.join(0.5)
         old.commit()
     sweeping.join(10.0)
     with psycopg.connect(postgres_url) as old:
         old.execute(_PREVIOUS_RELEASE_APPEND, (json.dumps([entry_row(_record("old-2"), iso(T0))]),))
 
-    entries = store.audit_entries(after_seq=0, limit=10) if outcome == [None] else []
-    head = store.audit_head()
-    intact = (
-        outcome == [None]
-        and [(e.seq, e.entity_id) for e in entries] == [(1, "old-1"), (2, "new-1"), (3, "old-2")]
-        and head is not None
-        and verify_chain(entries, head_seq=head[0], head_hash=head[1]) == []
-    )
+    intact = _chained_as(store, outcome, [(1, "old-1"), (2, "new-1"), (3, "old-2")])
     assert intact is (lock == "head")

@@ -36,7 +36,6 @@ import json
 import logging
 import math
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -44,11 +43,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, LiteralString, NamedTuple, TypeAlias, TypeVar
-from urllib.parse import urlsplit
 from weakref import WeakKeyDictionary
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
@@ -60,13 +57,13 @@ from surefoot.errors import (
     SchemaTooNewError,
     StoreError,
     StoreUnavailableError,
-    StoreUrlError,
 )
 from surefoot.store.base import SCHEMA_VERSION
 from surefoot.store.migrations import SCHEMA_TABLE_DDL, load_migrations
 from surefoot.store.postgres import audit, connection, fences
 from surefoot.store.postgres.group_commit import Again, GroupCommitter, Work
 from surefoot.store.postgres.sweep import AuditSweeper
+from surefoot.store.postgres.urls import conninfo_for, redacted
 
 T = TypeVar("T")
 Cursor: TypeAlias = psycopg.Cursor[DictRow]
@@ -111,25 +108,12 @@ _PROBE = (
 # How long one probe waits for the transaction it asks about to end, before asking again.
 PROBE_WAIT_MS = 5_000
 
-# Connection settings Surefoot chooses unless the URL says otherwise: fail fast on a
-# dead network instead of hanging, and name the connections for pg_stat_activity.
-_DEFAULTS = {
-    "application_name": "surefoot",
-    "connect_timeout": "10",
-    "keepalives": "1",
-    "keepalives_idle": "10",
-    "keepalives_interval": "5",
-    "keepalives_count": "3",
-}
-
 # SQLSTATE classes and codes worth retrying: connection exceptions (08), transaction
 # rollbacks such as serialization failure and deadlock (40), insufficient resources such as
 # too many connections (53), and operator intervention: shutdown, crash, starting up (57P0x).
 # 25006: a failover left us on a read-only server. 55P03: lock not available.
 _TRANSIENT_CLASSES = ("08", "40", "53")
 _TRANSIENT_STATES = frozenset({"25006", "25P03", "55P03", "57P01", "57P02", "57P03", "57P05"})
-
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*")
 
 
 def is_transient(exc: psycopg.Error) -> bool:
@@ -148,30 +132,6 @@ def _loses_connection(exc: psycopg.Error) -> bool:
     """Whether the connection that raised this should not be reused."""
     state = exc.sqlstate
     return state is None or not state.startswith("40")
-
-
-def redacted(url: str) -> str:
-    """The URL without its password (in the user part or the query), for messages."""
-    netloc = urlsplit(url).netloc
-    userinfo, at, hosts = netloc.rpartition("@")
-    if at and ":" in userinfo:
-        url = url.replace(netloc, f"{userinfo.split(':', 1)[0]}:***@{hosts}", 1)
-    return _QUERY_PASSWORD.sub(r"\1***", url)
-
-
-def conninfo_for(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgresql", "postgres"):
-        raise StoreUrlError(
-            f"not a PostgreSQL URL: {redacted(url)!r} "
-            "(expected postgresql://user@host:5432/database)"
-        )
-    try:
-        given = conninfo_to_dict(url)
-    except psycopg.ProgrammingError as exc:
-        raise StoreUrlError(f"invalid PostgreSQL URL {redacted(url)!r}: {exc}") from exc
-    extra = {key: value for key, value in _DEFAULTS.items() if key not in given}
-    return make_conninfo(url, **extra)
 
 
 def ts(value: datetime | None) -> datetime | None:
