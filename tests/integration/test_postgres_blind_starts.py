@@ -17,7 +17,10 @@ a start that inserted first promised:
 * such a start sends no ``BEGIN`` and no ``COMMIT``: its statements are one implicit
   transaction, ended by the sync of their pipeline, so a start whose audit entry fails
   leaves no run behind (negative control: a pipeline synced after every statement, each
-  then a transaction of its own, commits the run without its entry).
+  then a transaction of its own, commits the run without its entry);
+* its insert, audit entries and wake-up go as one statement (``store/postgres/merged.py``),
+  and a part of it that fails on the server fails the whole start (negative control: a
+  merge that keeps only the run's insert commits the run without its entries).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import pytest
 
 from surefoot.domain.records import RunFilter
 from surefoot.errors import StoreError
-from surefoot.store.postgres import PostgresStore, base, connection, intake
+from surefoot.store.postgres import PostgresStore, audit, base, connection, intake, merged
 from tests import postgres_support
 from tests.contract.support import (
     ACTOR,
@@ -223,3 +226,53 @@ def test_a_start_sent_as_a_transaction_per_statement_is_caught(
     monkeypatch.setattr(connection.Cursor, "execute", execute_and_sync)
     run_id = start_whose_audit_entry_fails(store, monkeypatch)
     assert store.get_run(run_id) is not None  # the check above catches it
+
+
+def start_whose_entries_fail_in_one_statement(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> tuple[BaseException | None, bool]:
+    """A start whose audit entries' insert, merged into its one statement with the run's
+    insert, fails on the server (its entries are not JSON): the error the start raised
+    (None if it returned), and whether the run exists afterwards."""
+    single = merged.one_statement
+    merges: list[bool] = []
+
+    def merging(writes: Any, last: Any) -> Any:
+        statement = single(writes, last)
+        merges.append(statement is not None)
+        return statement
+
+    monkeypatch.setattr(merged, "one_statement", merging)
+    monkeypatch.setattr(
+        base.PostgresBase, "_append_statement", staticmethod(lambda _q: (audit.STORE_SQL, ["{"]))
+    )
+    new = new_run()
+    raised: BaseException | None = None
+    try:
+        store.create_run(new, T0, ACTOR)
+    except StoreError as exc:
+        raised = exc
+    monkeypatch.undo()
+    assert merges == [True]
+    return raised, store.get_run(new.run_id) is not None
+
+
+def test_a_start_whose_entries_fail_in_its_one_statement_leaves_no_run(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+):
+    raised, exists = start_whose_entries_fail_in_one_statement(store, monkeypatch)
+    assert raised is not None
+    assert isinstance(raised.__cause__, psycopg.errors.InvalidTextRepresentation)
+    assert not exists
+    assert store.count_runs(RunFilter()) == 0
+    assert_chain_intact(store)
+
+
+def test_a_merge_that_keeps_only_the_runs_insert_is_caught(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+):
+    # Negative control: the statement holds the run's insert alone; the start returns and
+    # its run is committed without its audit entries.
+    single = merged.one_statement
+    monkeypatch.setattr(merged, "one_statement", lambda writes, last: single(writes[:1], last))
+    assert start_whose_entries_fail_in_one_statement(store, monkeypatch) == (None, True)

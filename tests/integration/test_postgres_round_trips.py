@@ -20,7 +20,9 @@ parse, bind and execute. A run's end sends the ends of the steps it holds (quick
 results, committed with it) in two statements however many there are: their attempt rows
 in one, their journal entries in another; the negative control sends each step's in
 statements of their own. A start that reads nothing sends neither ``BEGIN`` nor ``COMMIT``
-(its pipeline's sync ends its implicit transaction); the negative control sends both.
+(its one statement is its implicit transaction); the negative control sends both. That one
+statement holds its insert, its audit entry and its wake-up (``store/postgres/merged.py``);
+the negative control sends the three in a pipeline.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from psycopg import pq
 
 from surefoot.domain.status import RunStatus
 from surefoot.store.base import RunEnd
-from surefoot.store.postgres import PostgresStore, claims, connection
+from surefoot.store.postgres import PostgresStore, claims, connection, merged
 from surefoot.store.postgres.base import PostgresBase
 from surefoot.store.postgres.execution import ExecutionMixin
 from tests import postgres_support
@@ -71,6 +73,9 @@ class Traced:
 
         monkeypatch.setattr(PostgresBase, "_note_opened", traced)
         self.store = PostgresStore(url)
+        # The audit sweeper's sweeps (50 ms after an audited commit, on a connection of
+        # their own) would land in whichever operation was being counted: none here.
+        self.store._sweeper.stop()
 
     def round_trips(self, operation: Callable[[], object]) -> int:
         """How many times the server said it was ready for more while ``operation`` ran."""
@@ -192,11 +197,11 @@ def statements(traced: Traced, operation: Callable[[], object]) -> int:
 
 
 def statements_of_a_run(traced: Traced) -> dict[str, int]:
-    """A start that reads nothing (the run, its wake-up, its audit entry: no BEGIN and no
-    COMMIT), the claim of a new run (BEGIN, the sort setting and its reset around the claim
-    statement, the audit entry, COMMIT), and a run's end with three held step ends (BEGIN,
-    the lease check, the attempt rows, the journal entries, the run, the audit entries, the
-    wake-up, COMMIT)."""
+    """A start that reads nothing (the run, its audit entry and its wake-up as one
+    statement: no BEGIN and no COMMIT), the claim of a new run (BEGIN, the sort setting and
+    its reset around the claim statement, the audit entry, COMMIT), and a run's end with
+    three held step ends (BEGIN, the lease check, the attempt rows, the journal entries, the
+    run, the audit entries, the wake-up, COMMIT)."""
     store = traced.store
     store.create_run(new_run(), T0, ACTOR)  # connections opened and statements prepared
     warm = claim_one(store, "w", T0)
@@ -214,7 +219,7 @@ def statements_of_a_run(traced: Traced) -> dict[str, int]:
     return counts
 
 
-STATEMENTS = {"start": 3, "claim": 6, "end": 8}
+STATEMENTS = {"start": 1, "claim": 6, "end": 8}
 
 
 def test_a_run_end_sends_its_held_steps_in_two_statements(traced: Traced):
@@ -234,3 +239,12 @@ def test_a_start_sent_with_begin_and_commit_is_caught(
     # Negative control: every transaction with its own BEGIN and COMMIT, as before.
     monkeypatch.setattr(connection, "unsent", lambda _conn: False)
     assert statements_of_a_run(traced) == {**STATEMENTS, "start": 5}
+
+
+def test_a_start_sent_as_three_statements_is_caught(
+    traced: Traced, monkeypatch: pytest.MonkeyPatch
+):
+    # Negative control: the start's insert, audit entry and wake-up as three statements of
+    # one pipeline, as before they were merged.
+    monkeypatch.setattr(merged, "one_statement", lambda _writes, _last: None)
+    assert statements_of_a_run(traced) == {**STATEMENTS, "start": 3}

@@ -60,7 +60,7 @@ from surefoot.errors import (
 )
 from surefoot.store.base import SCHEMA_VERSION
 from surefoot.store.migrations import SCHEMA_TABLE_DDL, load_migrations
-from surefoot.store.postgres import audit, connection, fences
+from surefoot.store.postgres import audit, connection, fences, merged
 from surefoot.store.postgres.group_commit import Again, GroupCommitter, Work
 from surefoot.store.postgres.sweep import AuditSweeper
 from surefoot.store.postgres.urls import conninfo_for, redacted
@@ -506,26 +506,33 @@ class PostgresBase:
         if end.checks:  # the group committer settles these first; never answer after COMMIT
             later, end.later, checks, end.checks = end.later, [], end.checks, {}
             fences.send(cur, later, checks)
-        last = [*end.later]
-        if end.notify:  # however many, in one statement
-            last.append((_NOTIFY_ALL, (json.dumps(end.notify, separators=(",", ":")),)))
+        writes = [*end.later]
         if end.audit:
-            last.append(self._append_statement(end.audit))
-        if not last:
+            writes.append(self._append_statement(end.audit))
+        wake = None
+        if end.notify:  # however many, in one statement
+            wake = (_NOTIFY_ALL, (json.dumps(end.notify, separators=(",", ":")),))
+        if not writes and wake is None:
             conn.commit()
             return
-        # The deferred writes, the wake-ups, the audit entries, and COMMIT in one round
-        # trip. An error in any of them aborts the COMMIT and is raised here, as the
-        # pipeline ends.
         # A transaction that has sent nothing yet (a start that read nothing) needs no
-        # BEGIN and no COMMIT: the server runs the statements of a pipeline up to its
-        # sync, which ends the block, as one implicit transaction (committed at the sync,
-        # rolled back whole if any of them fails), with its READ COMMITTED default.
+        # BEGIN and no COMMIT: the server runs what is sent up to a sync as one implicit
+        # transaction (committed at the sync, rolled back whole if any part fails), with
+        # its READ COMMITTED default. If what it sends is only plain inserts and the
+        # wake-ups, that is one statement (see :mod:`surefoot.store.postgres.merged`).
         implicit = connection.unsent(conn)
+        single = merged.one_statement(writes, wake) if implicit else None
+        if single is not None:
+            connection.forget(conn)
+            cur.execute(*single)
+            return
+        # Otherwise the deferred writes, the audit entries, the wake-ups, and COMMIT in
+        # one round trip. An error in any of them aborts the COMMIT and is raised here,
+        # as the pipeline ends.
         with conn.pipeline():
             if implicit:
                 connection.forget(conn)
-            for statement in last:
+            for statement in (*writes, *([wake] if wake else [])):
                 cur.execute(*statement)
             if not implicit:
                 cur.execute("COMMIT", prepare=False)
