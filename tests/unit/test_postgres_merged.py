@@ -58,9 +58,9 @@ def test_the_parts_and_their_parameters_follow_one_order():
     )
 
 
-def test_nothing_to_insert_or_too_many_parameters_keeps_the_pipeline():
+def test_nothing_to_insert_or_too_many_inserts_keeps_the_pipeline():
     assert merged.one_statement([], (_NOTIFY_ALL, ("[]",))) is None
     row = tuple(range(18))
-    fits = [(intake._INSERT_RUN, row)] * (merged.MAX_PARAMS // len(row))
+    fits = [(intake._INSERT_RUN, row)] * merged.MAX_INSERTS
     assert merged.one_statement(fits, None) is not None
     assert merged.one_statement([*fits, (intake._INSERT_RUN, row)], None) is None

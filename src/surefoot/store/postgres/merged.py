@@ -18,8 +18,9 @@ wake-ups (or of ``SELECT 1``), to the same effect:
 * notifications are sent at the commit, whichever part queued them.
 
 Anything else (an ``UPDATE``, an upsert, an insert from a query) keeps the pipeline, as
-does a transaction that has sent a statement already, and one whose statements would
-take too many parameters (:data:`MAX_PARAMS`; ``start_many`` of hundreds of runs).
+does a transaction that has sent a statement already, and one of more than
+:data:`MAX_INSERTS` inserts (``start_many`` of more than two runs), for which the pipeline
+was measured as fast or faster.
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ from typing import Any
 _PLAIN_INSERT = re.compile(
     r"INSERT INTO \w+ \(\w+(?:, ?\w+)*\) VALUES \(%s(?:::\w+)?(?:, ?%s(?:::\w+)?)*\)"
 )
-# Beyond this, the pipeline: a statement of thousands of parameters costs the server more
-# to plan than the pipeline costs the client, and the protocol allows 65,535 at most.
-MAX_PARAMS = 1_000
+# Beyond this, the pipeline. A lone start's two inserts (its run's and its audit
+# entries'), or ``start_many``'s of two runs, cost the client about a third less CPU
+# per run as one statement; with four runs it was about even, with ten and fifty the
+# one statement cost more (``bench/results/2026-12-07-20-postgres-one-statement-start-pairs.md``).
+MAX_INSERTS = 3
 
 
 def is_plain_insert(sql: str) -> bool:
@@ -46,12 +49,11 @@ def one_statement(
     inserts: Sequence[tuple[str, Sequence[Any]]], last: tuple[str, Sequence[Any]] | None
 ) -> tuple[str, list[Any]] | None:
     """``inserts`` as ``WITH`` parts of ``last`` (a ``SELECT``; ``SELECT 1`` if None),
-    with the parameters in the order of the text; None if an insert is not plain or the
-    whole would take more than :data:`MAX_PARAMS` parameters."""
-    if not inserts or not all(is_plain_insert(sql) for sql, _ in inserts):
+    with the parameters in the order of the text; None if an insert is not plain, or
+    if there are none or more than :data:`MAX_INSERTS`."""
+    if not 0 < len(inserts) <= MAX_INSERTS:
         return None
-    count = sum(len(params) for _, params in inserts) + (len(last[1]) if last else 0)
-    if count > MAX_PARAMS:
+    if not all(is_plain_insert(sql) for sql, _ in inserts):
         return None
     parts = ", ".join(f"i{n} AS ({sql})" for n, (sql, _) in enumerate(inserts))
     params: list[Any] = [value for _, values in inserts for value in values]
