@@ -21,8 +21,9 @@ results, committed with it) in two statements however many there are: their atte
 in one, their journal entries in another; the negative control sends each step's in
 statements of their own. A start that reads nothing sends neither ``BEGIN`` nor ``COMMIT``
 (its one statement is its implicit transaction); the negative control sends both. That one
-statement holds its insert, its audit entry and its wake-up (``store/postgres/merged.py``);
-the negative control sends the three in a pipeline.
+statement holds its insert, its audit entry and its wake-up, and a run's end sends its audit
+entries and its wake-up as one statement too (``store/postgres/merged.py``); the negative
+control sends each apart.
 """
 
 from __future__ import annotations
@@ -201,7 +202,7 @@ def statements_of_a_run(traced: Traced) -> dict[str, int]:
     statement: no BEGIN and no COMMIT), the claim of a new run (BEGIN, the sort setting and
     its reset around the claim statement, the audit entry, COMMIT), and a run's end with
     three held step ends (BEGIN, the lease check, the attempt rows, the journal entries, the
-    run, the audit entries, the wake-up, COMMIT)."""
+    run, the audit entries with the wake-up, COMMIT)."""
     store = traced.store
     store.create_run(new_run(), T0, ACTOR)  # connections opened and statements prepared
     warm = claim_one(store, "w", T0)
@@ -219,7 +220,7 @@ def statements_of_a_run(traced: Traced) -> dict[str, int]:
     return counts
 
 
-STATEMENTS = {"start": 1, "claim": 6, "end": 8}
+STATEMENTS = {"start": 1, "claim": 6, "end": 7}
 
 
 def test_a_run_end_sends_its_held_steps_in_two_statements(traced: Traced):
@@ -230,7 +231,7 @@ def test_held_steps_sent_one_by_one_are_caught(traced: Traced, monkeypatch: pyte
     # Negative control: each held step's attempt row and journal entry in statements of
     # their own, as every store did before (two more per step after the first).
     monkeypatch.setattr(ExecutionMixin, "_together", lambda _self, _steps: False)
-    assert statements_of_a_run(traced) == {**STATEMENTS, "end": 12}
+    assert statements_of_a_run(traced) == {**STATEMENTS, "end": 11}
 
 
 def test_a_start_sent_with_begin_and_commit_is_caught(
@@ -238,13 +239,14 @@ def test_a_start_sent_with_begin_and_commit_is_caught(
 ):
     # Negative control: every transaction with its own BEGIN and COMMIT, as before.
     monkeypatch.setattr(connection, "unsent", lambda _conn: False)
-    assert statements_of_a_run(traced) == {**STATEMENTS, "start": 5}
+    assert statements_of_a_run(traced) == {**STATEMENTS, "start": 4}
 
 
-def test_a_start_sent_as_three_statements_is_caught(
+def test_inserts_and_wake_ups_sent_apart_are_caught(
     traced: Traced, monkeypatch: pytest.MonkeyPatch
 ):
-    # Negative control: the start's insert, audit entry and wake-up as three statements of
-    # one pipeline, as before they were merged.
+    # Negative control: nothing merged, as before: the start's insert, audit entry and
+    # wake-up are three statements of one pipeline, and a run's end sends its audit
+    # entries and its wake-up apart.
     monkeypatch.setattr(merged, "one_statement", lambda _writes, _last: None)
-    assert statements_of_a_run(traced) == {**STATEMENTS, "start": 3}
+    assert statements_of_a_run(traced) == {**STATEMENTS, "start": 3, "end": 8}

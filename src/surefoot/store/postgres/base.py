@@ -506,13 +506,12 @@ class PostgresBase:
         if end.checks:  # the group committer settles these first; never answer after COMMIT
             later, end.later, checks, end.checks = end.later, [], end.checks, {}
             fences.send(cur, later, checks)
-        writes = [*end.later]
-        if end.audit:
-            writes.append(self._append_statement(end.audit))
+        later = [*end.later]
+        entries = self._append_statement(end.audit) if end.audit else None
         wake = None
         if end.notify:  # however many, in one statement
             wake = (_NOTIFY_ALL, (json.dumps(end.notify, separators=(",", ":")),))
-        if not writes and wake is None:
+        if not later and entries is None and wake is None:
             conn.commit()
             return
         # A transaction that has sent nothing yet (a start that read nothing) needs no
@@ -521,18 +520,23 @@ class PostgresBase:
         # its READ COMMITTED default. If what it sends is only plain inserts and the
         # wake-ups, that is one statement (see :mod:`surefoot.store.postgres.merged`).
         implicit = connection.unsent(conn)
-        single = merged.one_statement(writes, wake) if implicit else None
-        if single is not None:
-            connection.forget(conn)
-            cur.execute(*single)
-            return
-        # Otherwise the deferred writes, the audit entries, the wake-ups, and COMMIT in
-        # one round trip. An error in any of them aborts the COMMIT and is raised here,
-        # as the pipeline ends.
+        if implicit:
+            single = merged.one_statement([*later, *([entries] if entries else [])], wake)
+            if single is not None:
+                connection.forget(conn)
+                cur.execute(*single)
+                return
+        # Otherwise the deferred writes, then the audit entries and the wake-ups (one
+        # statement when there are both), and COMMIT, in one round trip. An error in any
+        # of them aborts the COMMIT and is raised here, as the pipeline ends.
+        last = [part for part in (entries, wake) if part is not None]
+        joined = merged.one_statement([entries], wake) if entries and wake else None
+        if joined is not None:
+            last = [joined]
         with conn.pipeline():
             if implicit:
                 connection.forget(conn)
-            for statement in (*writes, *([wake] if wake else [])):
+            for statement in (*later, *last):
                 cur.execute(*statement)
             if not implicit:
                 cur.execute("COMMIT", prepare=False)

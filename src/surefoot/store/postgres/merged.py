@@ -17,10 +17,12 @@ wake-ups (or of ``SELECT 1``), to the same effect:
   fails on its unique index, and a foreign key is still checked at the statement's end;
 * notifications are sent at the commit, whichever part queued them.
 
-Anything else (an ``UPDATE``, an upsert, an insert from a query) keeps the pipeline, as
-does a transaction that has sent a statement already, and one of more than
-:data:`MAX_INSERTS` inserts (``start_many`` of more than two runs), for which the pipeline
-was measured as fast or faster.
+A transaction that has sent statements already (a run's end, a wait) keeps its pipeline,
+but its last two statements before ``COMMIT``, its audit entries' insert and its wake-ups,
+go as one the same way: neither reads anything, and nothing after them reads what they
+write. Anything else (an ``UPDATE``, an upsert, an insert from a query) keeps the pipeline,
+as does a transaction of more than :data:`MAX_INSERTS` inserts (``start_many`` of more than
+two runs), for which the pipeline was measured as fast or faster.
 """
 
 from __future__ import annotations
