@@ -361,6 +361,14 @@ def test_audit_entries_page_by_sequence(store):
     assert store.audit_head() == (5, rest[-1].hash)
 
 
+def test_no_audit_entry_waits_for_the_chain_once_the_log_is_read(store):
+    for n in range(3):
+        store.create_run(new_run(), at(n), ACTOR)
+    assert_chain_intact(store)  # a read of the log: every entry committed before is chained
+    backlog = store.audit_backlog()
+    assert (backlog.transactions, backlog.oldest_at) == (0, None)
+
+
 def test_open_attempt_interrupted_by_takeover_is_audited_with_the_reason(store):
     store.create_run(new_run(), T0, ACTOR)
     lease = claim_one(store, "w1", T0).lease

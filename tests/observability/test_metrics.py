@@ -106,6 +106,9 @@ def test_exposition_shows_queue_depth_dead_letters_and_run_failures_from_the_sto
     assert scraped[("surefoot_queue_depth", (("queue", "later"),))] == 3
     assert scraped[("surefoot_queue_oldest_age_seconds", (("queue", "later"),))] >= 0
     assert scraped[("surefoot_store_up", ())] == 1
+    # SQLite chains each audit entry in the commit that stores it: none ever waits.
+    assert scraped[("surefoot_audit_unchained_transactions", ())] == 0
+    assert scraped[("surefoot_audit_unchained_oldest_age_seconds", ())] == 0
 
     handle = app.start(pay)
     start_worker(app, queues=["payments"])

@@ -10,6 +10,15 @@ from surefoot.domain.records import AuditRecord
 
 
 @dataclass(frozen=True)
+class AuditBacklog:
+    """Audit entries committed with their change but not yet linked into the hash chain:
+    the transactions that stored them, and the time of the oldest such entry."""
+
+    transactions: int
+    oldest_at: datetime | None
+
+
+@dataclass(frozen=True)
 class QueueStats:
     """Runs ready to be claimed in one queue (status ``pending``) and the oldest's creation."""
 

@@ -217,6 +217,22 @@ class StoreCollector(Collector):
             if beat.stopped_at is None:
                 workers.add_metric([beat.worker_id], (now - beat.heartbeat_at).total_seconds())
         yield workers
+        backlog_now = self.store.audit_backlog()
+        unchained = GaugeMetricFamily(
+            "surefoot_audit_unchained_transactions",
+            "Transactions whose audit entries are committed but not yet in the hash chain"
+            " (PostgreSQL; always 0 on SQLite).",
+        )
+        unchained.add_metric([], backlog_now.transactions)
+        yield unchained
+        unchained_age = GaugeMetricFamily(
+            "surefoot_audit_unchained_oldest_age_seconds",
+            "Age of the oldest audit entry not yet in the hash chain (0 when none).",
+        )
+        oldest_at = backlog_now.oldest_at
+        waited = (now - oldest_at).total_seconds() if oldest_at else 0.0
+        unchained_age.add_metric([], max(waited, 0.0))  # a writer's clock may run ahead
+        yield unchained_age
 
 
 class _Forward(Collector):

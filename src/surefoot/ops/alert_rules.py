@@ -35,6 +35,11 @@ kind = "review_sla"             # open review items past their SLA
 name = "bank-breaker"
 kind = "breaker_open"           # circuit breakers open or half-open
 breaker = "bank-api"            # optional
+
+[[rules]]
+name = "audit-not-chained"
+kind = "audit_backlog"          # seconds the oldest audit entry has waited for the chain
+threshold = 60                  # (PostgreSQL: entries are chained by a sweep within ~1 s)
 ```
 """
 
@@ -58,6 +63,7 @@ class RuleKind(StrEnum):
     QUEUE_AGE = "queue_age"
     REVIEW_SLA = "review_sla"
     BREAKER_OPEN = "breaker_open"
+    AUDIT_BACKLOG = "audit_backlog"
 
 
 _DEFAULT_THRESHOLD = {
@@ -66,6 +72,7 @@ _DEFAULT_THRESHOLD = {
     RuleKind.QUEUE_AGE: 300.0,
     RuleKind.REVIEW_SLA: 1.0,
     RuleKind.BREAKER_OPEN: 1.0,
+    RuleKind.AUDIT_BACKLOG: 60.0,
 }
 
 
@@ -212,6 +219,8 @@ def measure(rule: AlertRule, store: Store, now: datetime) -> Measurement:
             if worst is not None
             else "no run is waiting",
         )
+    if rule.kind is RuleKind.AUDIT_BACKLOG:
+        return _audit_backlog(rule, store, now)
     if rule.kind is RuleKind.REVIEW_SLA:
         overdue = sum(r.overdue for r in store.review_stats(now))
         return Measurement(
@@ -228,6 +237,19 @@ def measure(rule: AlertRule, store: Store, now: datetime) -> Measurement:
         f"circuit breaker(s) open: {', '.join(open_breakers)}"
         if open_breakers
         else "all circuit breakers closed",
+    )
+
+
+def _audit_backlog(rule: AlertRule, store: Store, now: datetime) -> Measurement:
+    backlog = store.audit_backlog()
+    if backlog.oldest_at is None:
+        return Measurement(0.0, False, "every committed audit entry is in the hash chain")
+    age = max((now - backlog.oldest_at).total_seconds(), 0.0)
+    return Measurement(
+        age,
+        age >= rule.threshold,
+        f"{backlog.transactions} transaction(s) of audit entries not yet in the hash chain;"
+        f" the oldest entry has waited {age:.0f}s",
     )
 
 

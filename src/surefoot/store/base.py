@@ -35,6 +35,7 @@ from surefoot.domain.records import (
 from surefoot.domain.stats import (
     AlertEvent,
     AttemptCounts,
+    AuditBacklog,
     DeadLetterStats,
     QueueStats,
     ReviewStats,
@@ -372,6 +373,12 @@ class Store(Protocol):
     def count_dead_letters_since(self, since: datetime) -> int: ...
     def review_stats(self, now: datetime) -> list[ReviewStats]: ...
     def worker_beats(self) -> list[WorkerBeat]: ...
+    def audit_backlog(self) -> AuditBacklog:
+        """Audit entries committed but not yet in the hash chain, as they stand: read
+        without chaining them first. None on SQLite, whose entries are chained in the
+        commit that stores them; on PostgreSQL those a sweep has still to take."""
+        ...
+
     def attempt_counts(self, since: datetime) -> list[AttemptCounts]:
         """Step attempts finished since ``since``, by workflow and failure class."""
         ...

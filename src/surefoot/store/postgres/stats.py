@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from surefoot.domain.stats import (
     AlertEvent,
     AlertState,
     AttemptCounts,
+    AuditBacklog,
     DeadLetterStats,
     QueueStats,
     ReviewStats,
@@ -72,6 +73,21 @@ class StatsMixin(PostgresBase):
             )
             for r in rows
         ]
+
+    def audit_backlog(self) -> AuditBacklog:
+        # Not swept first (unlike a read of the log): this tells whether sweeps keep up.
+        # The oldest entry is looked for in the oldest transaction's only (found by the
+        # primary key), so the read stays cheap however long the backlog has grown.
+        row = self._read(
+            lambda cur: one(
+                cur.execute(
+                    "SELECT (SELECT COUNT(*) FROM audit_pending) AS n,"
+                    " (SELECT entries FROM audit_pending ORDER BY id LIMIT 1) AS first"
+                )
+            )
+        )
+        stored = [datetime.fromisoformat(entry[0]).astimezone(UTC) for entry in row["first"] or ()]
+        return AuditBacklog(int(row["n"]), min(stored, default=None))
 
     def attempt_counts(self, since: datetime) -> list[AttemptCounts]:
         rows = self._read(
