@@ -76,8 +76,9 @@ class StatsMixin(PostgresBase):
 
     def audit_backlog(self) -> AuditBacklog:
         # Not swept first (unlike a read of the log): this tells whether sweeps keep up.
-        # The oldest entry is looked for in the oldest transaction's only (found by the
-        # primary key), so the read stays cheap however long the backlog has grown.
+        # The oldest entry is looked for among the oldest transaction's entries only
+        # (found by the primary key); the count reads a table that is near empty unless
+        # sweeps have stopped.
         row = self._read(
             lambda cur: one(
                 cur.execute(
