@@ -1,7 +1,9 @@
 """Worker and client subprocesses for durability tests: bounded, logged, always reaped.
 
 Workers run exactly as in production, ``python -m surefoot worker APP --store URL``,
-configured only through ``SUREFOOT_*`` variables, with short leases and fast polling.
+configured only through ``SUREFOOT_*`` variables, with short leases and fast polling. Each
+runs with Python's fault handler on: one that does not end in time is sent SIGABRT first,
+so its log ends with where every thread of it was, and then killed.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ FAST_SETTINGS: Mapping[str, str] = {
     "SUREFOOT_DRAIN_TIMEOUT_S": "10",
 }
 EXIT_TIMEOUT_S = 15.0
+DUMP_TIMEOUT_S = 5.0  # for a hung process to write its threads' stacks after SIGABRT
 
 
 @dataclass
@@ -68,6 +71,7 @@ class Processes:
         env.update(FAST_SETTINGS)
         env.update(settings)
         env[LEDGER_ENV] = str(self.ledger_path)
+        env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT dumps every thread's stack to the log
         return env
 
     def _spawn(
@@ -130,11 +134,15 @@ class Processes:
         try:
             return proc.popen.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            proc.popen.kill()
-            proc.popen.wait(timeout=EXIT_TIMEOUT_S)
+            proc.popen.send_signal(signal.SIGABRT)  # its threads' stacks, to its log
+            try:
+                proc.popen.wait(timeout=DUMP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.popen.kill()
+                proc.popen.wait(timeout=EXIT_TIMEOUT_S)
             raise AssertionError(
-                f"{proc.name} (pid {proc.pid}) still ran after {timeout_s:g}s; killed it.\n"
-                f"{proc.tail()}"
+                f"{proc.name} (pid {proc.pid}) still ran after {timeout_s:g}s; aborted it"
+                f" (its threads' stacks end the log).\n{proc.tail(lines=200)}"
             ) from None
 
     def expect_killed(self, proc: Proc, timeout_s: float = EXIT_TIMEOUT_S) -> None:
