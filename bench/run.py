@@ -410,7 +410,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         type=str.upper,
         default="",
-        help="W1: the worker processes' log_level (default: theirs, INFO: a line per run)",
+        help="W1: the worker processes' log_level (default: theirs, INFO)",
+    )
+    parser.add_argument(
+        "--worker-log-each-run",
+        action="store_true",
+        help="W1: the worker processes log a line for each run that succeeds (log_each_run)",
     )
     parser.add_argument(
         "--steps",
@@ -475,6 +480,8 @@ def _title(section: str, config: Config) -> str:
         title += W1_START_MANY_NOTE.format(n=config.start_many)
     if section == "w1" and config.worker_log_level:
         title += f"; workers logging at {config.worker_log_level}"
+    if section == "w1" and config.worker_log_each_run:
+        title += "; workers logging each run (log_each_run)"
     return title
 
 
@@ -504,6 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         fill_wal=not args.new_wal,
         start_many=args.start_many,
         worker_log_level=args.worker_log_level,
+        worker_log_each_run=args.worker_log_each_run,
         recovery_lease_s=args.recovery_lease_s,
         recovery_heartbeat_s=args.recovery_heartbeat_s,
         workflow=STEP_WORKFLOWS[args.steps],

@@ -62,6 +62,7 @@ class Config:
     start_many: int = 0  # W1 variant: the client commits runs in batches of this many
     timers_n: int = 30  # timed wake-ups: runs of ``nap`` one at a time
     worker_log_level: str = ""  # W1: the worker processes' log_level ("": their default)
+    worker_log_each_run: bool = False  # W1: the worker processes' log_each_run
 
     def n_for(self, workers: int) -> int:
         return self.n_by_workers.get(workers, self.n)
@@ -226,8 +227,12 @@ def w1(target: Target, config: Config, workers: int) -> W1Result:
         ceiling = target.commit_ceiling(s.url, config.ceiling_s)
         batch = config.start_many
         submit_s = s.submit(config.workflow, n, batch) if config.submit_first else 0.0
-        levels = {"log_level": config.worker_log_level} if config.worker_log_level else None
-        procs = s.start_workers(workers, config.concurrency, levels)
+        logging: dict[str, str] = {}
+        if config.worker_log_level:
+            logging["log_level"] = config.worker_log_level
+        if config.worker_log_each_run:
+            logging["log_each_run"] = "true"
+        procs = s.start_workers(workers, config.concurrency, logging or None)
         if not config.submit_first:
             fill_wal(s)
         cpu_before = [w.cpu_s() for w in procs]

@@ -58,6 +58,9 @@ class Settings:
     # observability (see docs/how-to/observe.md)
     log_format: str = "auto"  # "json", "console", or "auto": JSON unless writing to a terminal
     log_level: str = "INFO"
+    # A line at INFO for each run started and each run succeeded (logger surefoot.runs).
+    # Failed and cancelled runs are logged at WARNING whatever this says.
+    log_each_run: bool = False
     redact_names: str = ""  # comma-separated field names whose values never appear (+ defaults)
     redact_pattern: str = ""  # a regular expression whose matches never appear (+ defaults)
     otlp_endpoint: str | None = None  # OTLP/HTTP traces endpoint; unset: no export

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import io
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
 import surefoot as sf
+from surefoot.engine import worker as worker_module
 from surefoot.observability.logging import configure_logging, unconfigure_logging
 from tests.integration.support.fixtures import MakeApp, StartWorker
 from tests.observability.conftest import LogCapture
@@ -91,11 +96,7 @@ def test_a_dead_lettered_run_logs_its_class_and_reason(
 def test_console_format_renders_readable_lines_with_the_same_fields(
     make_app: MakeApp, start_worker: StartWorker
 ) -> None:
-    stream = io.StringIO()
-    handler = configure_logging(
-        sf.Settings(log_format="console"), stream=stream, replace_handlers=False
-    )
-    try:
+    with _captured(log_format="console", log_each_run=True) as stream:
         app = make_app()
 
         @app.workflow
@@ -105,9 +106,110 @@ def test_console_format_renders_readable_lines_with_the_same_fields(
         handle = app.start(quiet, correlation_id="corr-console")
         start_worker(app)
         handle.result(timeout=10)
-    finally:
-        unconfigure_logging(handler)
     text = stream.getvalue()
     assert "run started" in text
     assert "correlation_id=corr-console" in text
     assert not text.lstrip().startswith("{")
+
+
+@contextmanager
+def _captured(**settings: Any) -> Iterator[io.StringIO]:
+    """The lines logged inside, as servers and workers log them with these settings."""
+    stream = io.StringIO()
+    handler = configure_logging(sf.Settings(**settings), stream=stream, replace_handlers=False)
+    try:
+        yield stream
+    finally:
+        unconfigure_logging(handler)
+
+
+def _json_lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+def _two_runs(
+    make_app: MakeApp, start_worker: StartWorker, until: Any = None, **settings: Any
+) -> tuple[str, str]:
+    """One run that succeeds, one dead-lettered; both waited for, then ``until()`` (if
+    given) polled until true, then the worker stopped."""
+    app = make_app(**settings)
+
+    @app.workflow
+    def fine(ctx: sf.WorkflowContext) -> int:
+        return 1
+
+    @app.step
+    def rejected() -> None:
+        raise sf.PermanentError("vendor rejected the invoice")
+
+    @app.workflow
+    def doomed(ctx: sf.WorkflowContext) -> None:
+        rejected()
+
+    good, bad = app.start(fine), app.start(doomed)
+    worker = start_worker(app)
+    assert good.result(timeout=10) == 1
+    with pytest.raises(sf.RunFailedError):
+        bad.result(timeout=10)
+    deadline = time.monotonic() + 10
+    while until is not None and not until() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.stop(timeout=10)
+    return good.run_id, bad.run_id
+
+
+def _run_lines(lines: list[dict[str, Any]], run_id: str) -> list[dict[str, Any]]:
+    return [
+        line
+        for line in lines
+        if line.get("logger") == "surefoot.runs"
+        and run_id
+        in (line.get("run_id"), line["event"].split(" ")[1] if " " in line["event"] else "")
+    ]
+
+
+def test_by_default_a_succeeded_run_has_no_line_and_a_failed_run_always_has_one(
+    make_app: MakeApp, start_worker: StartWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker_module, "SUMMARY_S", 0.0)
+    with _captured(log_format="json") as stream:
+        good, bad = _two_runs(
+            make_app,
+            start_worker,
+            lambda: "runs in the last" in stream.getvalue(),
+            heartbeat_s=0.05,
+        )
+    lines = _json_lines(stream)
+    assert _run_lines(lines, good) == []  # neither "run started" nor "succeeded"
+    failed = _run_lines(lines, bad)
+    assert [line["outcome"] for line in failed] == ["failed"]
+    assert failed[0]["level"] == "warning"
+    # The worker still says in its own lines how many runs it got through.
+    summaries = [line for line in lines if "runs in the last" in line["event"]]
+    assert summaries
+    assert sum(line["succeeded"] for line in summaries) == 1
+    assert sum(line["failed"] for line in summaries) == 1
+    stopped = [line for line in lines if "stopped; it ended 2 runs" in line["event"]]
+    assert len(stopped) == 1
+    assert "1 succeeded, 1 failed, 0 cancelled" in stopped[0]["event"]
+
+
+def test_log_each_run_writes_a_line_for_each_run_started_and_succeeded(
+    make_app: MakeApp, start_worker: StartWorker
+) -> None:
+    with _captured(log_format="json", log_each_run=True) as stream:
+        good, bad = _two_runs(make_app, start_worker)
+    lines = _json_lines(stream)
+    assert [line["event"] for line in _run_lines(lines, good)] == [
+        "run started",
+        f"run {good} (fine) succeeded",
+    ]
+    assert [line.get("outcome") for line in _run_lines(lines, bad)] == [None, "failed"]
+
+
+def test_a_level_above_warning_still_hides_the_lines_of_failed_runs(
+    make_app: MakeApp, start_worker: StartWorker
+) -> None:
+    with _captured(log_format="json", log_level="ERROR") as stream:
+        _good, bad = _two_runs(make_app, start_worker)
+    assert _run_lines(_json_lines(stream), bad) == []

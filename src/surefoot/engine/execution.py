@@ -152,7 +152,7 @@ class ExecutionBase:
         # them ran quicker than ``quick_step_s``, so the next step may run before they commit.
         self.pending: list[StepCommit] = []
         self.pending_quick = True
-        self.ended = False  # this execution committed the run's end
+        self.ended: RunStatus | None = None  # the end this execution committed, if any
 
     # -- helpers -------------------------------------------------------------------------
     def next_position(self) -> int:
@@ -267,7 +267,7 @@ class ExecutionBase:
                 self.lease, RunEnd(RunStatus.SUCCEEDED, output=output, steps=steps), now
             )
         )
-        self.ended = True
+        self.ended = RunStatus.SUCCEEDED
         if steps:
             self.rt.crash.reached("step.after_commit")
         instrument.run_finished(self.run.workflow, self.run.run_id, RunStatus.SUCCEEDED.value)
@@ -300,7 +300,7 @@ class ExecutionBase:
                 self.lease, RunEnd(RunStatus.FAILED, error=stop.to_json(), dead_letter=dead), now
             )
         )
-        self.ended = True
+        self.ended = RunStatus.FAILED
         instrument.run_finished(
             self.run.workflow,
             self.run.run_id,
@@ -317,7 +317,7 @@ class ExecutionBase:
                 self.lease, RunEnd(RunStatus.CANCELLED, error=error), now
             )
         )
-        self.ended = True
+        self.ended = RunStatus.CANCELLED
         instrument.run_finished(
             self.run.workflow, self.run.run_id, RunStatus.CANCELLED.value, reason=reason
         )

@@ -89,10 +89,10 @@ class Execution(StepMixin, WaitMixin, CompensationMixin):
         self.finish_cancelled("cancelled by an operator")
 
 
-def execute(rt: Runtime, claimed: ClaimedRun, control: RunControl) -> bool:
+def execute(rt: Runtime, claimed: ClaimedRun, control: RunControl) -> RunStatus | None:
     """Carry one claimed run as far as it goes now. Never raises for run outcomes.
-    Returns whether this execution committed the run's end (succeeded, failed or
-    cancelled); false when the run waits, was released, or the execution stopped."""
+    Returns the end this execution committed (succeeded, failed or cancelled); None when
+    the run waits, was released, or the execution stopped."""
     execution = Execution(rt, claimed, control)
     if claimed.taken_over:
         run = claimed.run

@@ -47,6 +47,7 @@ from pathlib import Path
 from types import FrameType
 
 from surefoot.domain.records import Lease, RunRecord
+from surefoot.domain.status import RunStatus
 from surefoot.engine.app import App
 from surefoot.engine.claim_pace import ClaimPace
 from surefoot.engine.execution import RunControl
@@ -63,6 +64,8 @@ log = logging.getLogger("surefoot.worker")
 DEAD_WORKER_CHECK_S = 1.0
 # A worker waiting for work asks the store when the next run falls due at most this often.
 DUE_LOOK_S = 0.05
+# A worker that ended runs logs how many at most this often (at INFO; see ``_summarize``).
+SUMMARY_S = 60.0
 _PROC = Path("/proc")
 
 
@@ -155,6 +158,20 @@ class WorkerStats:
     claimed: int = 0
     executions: int = 0
     errors: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+    def ended(self, status: RunStatus) -> None:
+        if status is RunStatus.SUCCEEDED:
+            self.succeeded += 1
+        elif status is RunStatus.FAILED:
+            self.failed += 1
+        else:
+            self.cancelled += 1
+
+    def ends(self) -> tuple[int, int, int]:
+        return self.succeeded, self.failed, self.cancelled
 
 
 class Worker:
@@ -189,6 +206,9 @@ class Worker:
         self._due: datetime | None = None
         self._due_looked_at = -math.inf
         self._until_idle = False
+        # The ends counted in the last summary line, and when it was written.
+        self._summarized = (0, 0, 0)
+        self._summarized_at = time.monotonic()
 
     # -- lifecycle ----------------------------------------------------------------------------
     def run(self, *, install_signal_handlers: bool = True, until_idle: bool = False) -> None:
@@ -244,7 +264,15 @@ class Worker:
             except StoreError:
                 log.exception("could not record that worker %s stopped", self.worker_id)
             self._stopped.set()
-            log.info("worker %s stopped", self.worker_id)
+            succeeded, failed, cancelled = self.stats.ends()
+            log.info(
+                "worker %s stopped; it ended %d runs: %d succeeded, %d failed, %d cancelled",
+                self.worker_id,
+                succeeded + failed + cancelled,
+                succeeded,
+                failed,
+                cancelled,
+            )
 
     def start(self) -> Worker:
         """Run in a background thread (embedded use and tests)."""
@@ -379,7 +407,7 @@ class Worker:
 
     def _execute(self, claimed: ClaimedRun) -> None:
         run_id = claimed.run.run_id
-        ended = False
+        ended: RunStatus | None = None
         try:
             ended = execute(self.app.runtime, claimed, self.control)
             self.stats.executions += 1
@@ -394,6 +422,8 @@ class Worker:
             )
         finally:
             with self._active_lock:
+                if ended is not None:
+                    self.stats.ended(ended)
                 was_full = len(self._active) >= self.concurrency
                 self._active.pop(run_id, None)
                 self._active_queue.pop(run_id, None)
@@ -406,11 +436,11 @@ class Worker:
             # slot (or an --until-idle worker may now stop). Otherwise its end frees
             # nothing a claim could use: new runs wake the worker themselves, and runs that
             # fall due are found by the poll, so an empty claim is not worth its write.
-            if not ended:
+            if ended is None:
                 # It may wait for a moment now: ask for the next one due afresh.
                 self._due_looked_at = -math.inf
             if (
-                not ended
+                ended is None
                 or was_full
                 or self._frees_a_slot(claimed.run)
                 or (self._until_idle and idle)
@@ -465,6 +495,35 @@ class Worker:
             self._beat(rt)
             if time.monotonic() - self._dead_checked_at >= DEAD_WORKER_CHECK_S:
                 self._take_over_dead_workers()
+            self._summarize()
+
+    def _summarize(self) -> None:
+        """Every ``SUMMARY_S`` in which it ended runs, one INFO line: how many, by outcome.
+        The line of each run is written only with ``log_each_run`` (see the logging module);
+        this one tells an operator reading the log that the worker gets through runs."""
+        now = time.monotonic()
+        if now - self._summarized_at < SUMMARY_S:
+            return
+        with self._active_lock:
+            ends = self.stats.ends()
+            held = len(self._active)
+        succeeded, failed, cancelled = (
+            n - before for n, before in zip(ends, self._summarized, strict=True)
+        )
+        if succeeded or failed or cancelled:
+            log.info(
+                "worker %s ended %d runs in the last %.0f s: %d succeeded, %d failed, "
+                "%d cancelled; %d in hand",
+                self.worker_id,
+                succeeded + failed + cancelled,
+                now - self._summarized_at,
+                succeeded,
+                failed,
+                cancelled,
+                held,
+                extra={"succeeded": succeeded, "failed": failed, "cancelled": cancelled},
+            )
+        self._summarized, self._summarized_at = ends, now
 
     def _beat(self, rt: Runtime) -> None:
         """Renew the leases held; note the ones lost and the runs to cancel."""

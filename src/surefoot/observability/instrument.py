@@ -3,7 +3,11 @@ metrics and the current span together, so the three never disagree.
 
 Kept cheap for the engine's hot path: no store queries, a counter increment or a
 histogram observation, and log lines only for what an operator acts on (failures,
-routes, takeovers, ends of runs); the per-attempt lines are at DEBUG.
+routes, takeovers); the per-attempt lines are at DEBUG. A line for each run that starts
+and each that succeeds goes to the logger ``surefoot.runs`` at INFO, which
+:func:`~surefoot.observability.logging.configure_logging` turns off unless
+``log_each_run`` is set (or the level is DEBUG); the ends of failed and cancelled runs go
+there at WARNING and are always written.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from surefoot.observability import logging as log_context
 from surefoot.observability import metrics, redaction, tracing
 
 log = logging.getLogger("surefoot.engine")
+runs_log = logging.getLogger(log_context.RUNS_LOGGER)
 
 
 class _Scope:
@@ -60,7 +65,7 @@ class _Scope:
 # -- runs -------------------------------------------------------------------------------------
 def run_started(workflow: str, run_id: str, correlation_id: str | None) -> None:
     metrics.RUNS_STARTED.labels(workflow).inc()
-    log.info(
+    runs_log.info(
         "run started",
         extra={"run_id": run_id, "workflow": workflow, "correlation_id": correlation_id},
     )
@@ -100,11 +105,11 @@ def run_finished(
         span.set_attribute("surefoot.outcome", outcome)
         if failure_class:
             tracing.mark_failed(span, reason, **{"surefoot.failure_class": failure_class})
-    reason = redaction.active().text(reason)
     if outcome == "succeeded":
-        log.info("run %s (%s) succeeded", run_id, workflow, extra={"outcome": outcome})
+        runs_log.info("run %s (%s) succeeded", run_id, workflow, extra={"outcome": outcome})
     else:
-        log.warning(
+        reason = redaction.active().text(reason)
+        runs_log.warning(
             "run %s (%s) %s%s: %s",
             run_id,
             workflow,
