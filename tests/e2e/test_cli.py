@@ -32,6 +32,16 @@ def test_start_prints_a_run_id_and_worker_until_idle_runs_it_to_completion(cli):
     assert (run["run_id"], run["status"], run["output"]) == (run_id, "succeeded", '"hello acme"')
 
 
+def test_worker_logs_each_succeeded_run_only_when_asked_and_its_totals_always(cli):
+    first = cli("start", APP, "hello", "--input", '["acme"]').stdout.strip()
+    quiet = cli("worker", APP, "--until-idle", "--log-format", "json").stderr
+    assert first not in quiet  # no line for the run that succeeded
+    assert "ended 1 runs: 1 succeeded, 0 failed, 0 cancelled" in quiet
+    second = cli("start", APP, "hello", "--input", '["globex"]').stdout.strip()
+    each = cli("worker", APP, "--until-idle", "--log-format", "json", "--log-each-run").stderr
+    assert f"run {second} (hello) succeeded" in each
+
+
 def test_runs_list_filters_by_status_and_prints_json_or_a_table(cli, local_app):
     app: sf.App = local_app()
     done = app.start("hello", "acme")

@@ -35,10 +35,20 @@ def worker(
     log_format: Annotated[
         str | None, typer.Option(help="Log lines as json, console, or auto (JSON unless a TTY).")
     ] = None,
+    log_each_run: Annotated[
+        bool | None,
+        typer.Option(
+            "--log-each-run/--no-log-each-run",
+            help="A line for each run that succeeds (failed runs always have one); default: "
+            "SUREFOOT_LOG_EACH_RUN, else off (a summary line a minute).",
+        ),
+    ] = None,
 ) -> None:
     """Run a worker: claim runs, execute them, drain on SIGTERM."""
     loaded = load_app(app, store=store, create=True)
-    loaded.settings = loaded.settings.with_overrides(log_format=log_format)
+    loaded.settings = loaded.settings.with_overrides(
+        log_format=log_format, log_each_run=log_each_run
+    )
     configure_logging(loaded.settings)
     configure_tracing(loaded.settings)
     port = metrics_port if metrics_port is not None else loaded.settings.metrics_port or None
