@@ -478,3 +478,29 @@ def test_entries_of_a_worker_of_the_previous_release_and_swept_ones_form_one_cha
 
     intact = _chained_as(store, outcome, [(1, "old-1"), (2, "new-1"), (3, "old-2")])
     assert intact is (lock == "head")
+
+
+@pytest.mark.parametrize(
+    "reason", ["text", "lone surrogate \udc80"], ids=["control", "not-unicode"]
+)
+def test_an_entry_with_text_that_is_not_unicode_fails_its_write_and_commits_nothing(
+    store: PostgresStore, postgres_url: str, reason: str
+):
+    # The server refuses the entry (its JSON holds an escape no text can hold): the
+    # caller gets a StoreError and neither the change nor the entry is committed.
+    def txn(cur: Cursor) -> None:
+        cur.execute("INSERT INTO queues (queue, paused) VALUES ('q1', true)")
+        store._audit_txn(
+            cur, AuditRecord("tester", "test.changed", "queue", "q1", None, None, reason=reason), T0
+        )
+
+    if reason == "text":
+        store._write(txn)
+        assert store.list_queues() == [("q1", True, 0)]
+        return
+    with pytest.raises(StoreError) as caught:
+        store._write(txn)
+    assert isinstance(caught.value.__cause__, psycopg.Error)
+    assert store.list_queues() == []
+    assert _counts(postgres_url)[0] == 0
+    assert store.audit_head() is None
