@@ -384,18 +384,7 @@ class OperatorMixin(ExecutionMixin):
     def audit_entries(
         self, *, after_seq: int, limit: int, entity_id: str | None = None
     ) -> list[AuditEntry]:
-        params: tuple[object, ...]
-        if entity_id is None:
-            sql = "SELECT * FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?"
-            params = (after_seq, limit)
-        else:
-            # The run itself and its attempts ("run/position/attempt"), matched exactly.
-            prefix = f"{entity_id}/"
-            sql = (
-                "SELECT * FROM audit_log WHERE seq > ? AND (entity_id = ?"
-                " OR substr(entity_id, 1, ?) = ?) ORDER BY seq LIMIT ?"
-            )
-            params = (after_seq, entity_id, len(prefix), prefix, limit)
+        sql, params = audit_query(after_seq, limit, entity_id)
         return self._read(lambda cur: [rows.audit_from_row(r) for r in cur.execute(sql, params)])
 
     def audit_head(self) -> tuple[int, str] | None:
@@ -410,3 +399,20 @@ class OperatorMixin(ExecutionMixin):
 def _correlation_id_txn(cur: sqlite3.Cursor, run_id: str) -> str | None:
     row = cur.execute("SELECT correlation_id FROM runs WHERE run_id = ?", (run_id,)).fetchone()
     return None if row is None else row[0]
+
+
+def audit_query(
+    after_seq: int, limit: int, entity_id: str | None
+) -> tuple[str, tuple[object, ...]]:
+    """The statement that reads audit entries after ``after_seq``: all of them, or those of
+    ``entity_id`` and its attempts (``<run_id>/<position>/<attempt>``)."""
+    if entity_id is None:
+        return "SELECT * FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
+    # The ids from "<id>/" up to, not including, "<id>0" ("0" follows "/"), compared as
+    # bytes, are exactly those that start with "<id>/". Both are looked up in
+    # audit_entity_id; "+seq" keeps SQLite from reading the whole log in seq order instead.
+    sql = (
+        "SELECT * FROM audit_log WHERE +seq > ? AND (entity_id = ?"
+        " OR (entity_id >= ? AND entity_id < ?)) ORDER BY seq LIMIT ?"
+    )
+    return sql, (after_seq, entity_id, f"{entity_id}/", f"{entity_id}0", limit)
