@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -128,7 +128,10 @@ def _json_lines(stream: io.StringIO) -> list[dict[str, Any]]:
 
 
 def _two_runs(
-    make_app: MakeApp, start_worker: StartWorker, until: Any = None, **settings: Any
+    make_app: MakeApp,
+    start_worker: StartWorker,
+    until: Callable[[], bool] | None = None,
+    **settings: Any,
 ) -> tuple[str, str]:
     """One run that succeeds, one dead-lettered; both waited for, then ``until()`` (if
     given) polled until true, then the worker stopped."""
@@ -159,12 +162,11 @@ def _two_runs(
 
 
 def _run_lines(lines: list[dict[str, Any]], run_id: str) -> list[dict[str, Any]]:
+    """The lines of the logger of each run that name ``run_id``."""
     return [
         line
         for line in lines
-        if line.get("logger") == "surefoot.runs"
-        and run_id
-        in (line.get("run_id"), line["event"].split(" ")[1] if " " in line["event"] else "")
+        if line.get("logger") == "surefoot.runs" and line.get("run_id") == run_id
     ]
 
 

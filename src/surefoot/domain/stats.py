@@ -17,6 +17,13 @@ class AuditBacklog:
     transactions: int
     oldest_at: datetime | None
 
+    def waited_s(self, now: datetime) -> float:
+        """How long the oldest entry has waited at ``now`` (0 when none; never below 0,
+        since a writer's clock may run ahead)."""
+        if self.oldest_at is None:
+            return 0.0
+        return max((now - self.oldest_at).total_seconds(), 0.0)
+
 
 @dataclass(frozen=True)
 class QueueStats:

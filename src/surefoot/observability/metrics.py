@@ -229,9 +229,7 @@ class StoreCollector(Collector):
             "surefoot_audit_unchained_oldest_age_seconds",
             "Age of the oldest audit entry not yet in the hash chain (0 when none).",
         )
-        oldest_at = backlog_now.oldest_at
-        waited = (now - oldest_at).total_seconds() if oldest_at else 0.0
-        unchained_age.add_metric([], max(waited, 0.0))  # a writer's clock may run ahead
+        unchained_age.add_metric([], backlog_now.waited_s(now))
         yield unchained_age
 
 

@@ -244,7 +244,7 @@ def _audit_backlog(rule: AlertRule, store: Store, now: datetime) -> Measurement:
     backlog = store.audit_backlog()
     if backlog.oldest_at is None:
         return Measurement(0.0, False, "every committed audit entry is in the hash chain")
-    age = max((now - backlog.oldest_at).total_seconds(), 0.0)
+    age = backlog.waited_s(now)
     return Measurement(
         age,
         age >= rule.threshold,

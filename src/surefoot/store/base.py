@@ -375,7 +375,7 @@ class Store(Protocol):
     def worker_beats(self) -> list[WorkerBeat]: ...
     def audit_backlog(self) -> AuditBacklog:
         """Audit entries committed but not yet in the hash chain, as they stand: read
-        without chaining them first. None on SQLite, whose entries are chained in the
+        without chaining them first. Never any on SQLite, whose entries are chained in the
         commit that stores them; on PostgreSQL those a sweep has still to take."""
         ...
 
