@@ -20,9 +20,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# What makes a run claimable, one kind at a time, each found through its own index in claim
-# order: pending runs through ``runs_pending`` (schema 5), due waits through ``runs_wake``,
-# expired leases among the running runs through ``runs_claimable``. One condition with
+# What makes a run claimable, one kind at a time, each found through an index of its own
+# that holds only runs of that kind: pending runs through ``runs_pending`` (schema 5), in
+# claim order, due waits through ``runs_waking`` and expired leases through ``runs_leased``
+# (schema 8), in time order, so that a claim reads only the due or expired ones, not every
+# waiting run or every run being executed. One condition with
 # OR over the three made PostgreSQL read and sort every claimable run at each claim
 # (behind a backlog of 100,000 pending runs: 100,000 rows sorted to take 128).
 CLAIMABLE = (

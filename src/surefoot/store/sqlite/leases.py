@@ -53,26 +53,47 @@ def _claim_order(row: sqlite3.Row) -> tuple[int, str]:
     return -row["priority"], row["created_at"]
 
 
+# The runs claimable by time alone, each kind read through the index that holds only its
+# runs in time order (schema 8), named so that no plan reads every run executing now or,
+# with no statistics to go by (the store never gathers any), every run of a workflow.
+WAKING = "runs INDEXED BY runs_waking WHERE status = 'waiting'"
+LEASED = "runs INDEXED BY runs_leased WHERE status IN ('running', 'compensating')"
+
 # The queues holding claimable runs of each kind, in one statement: those with pending runs
 # by a loose index scan of ``runs_claimable`` (one index lookup per queue, instead of
 # reading every pending run), those with runs due to wake and those with expired leases.
-_CLAIMABLE_QUEUES = (
+CLAIMABLE_QUEUES = (
     "WITH RECURSIVE pending (queue) AS ("
     " SELECT (SELECT MIN(queue) FROM runs WHERE status = 'pending')"
     " UNION ALL SELECT (SELECT MIN(queue) FROM runs WHERE status = 'pending'"
     " AND queue > pending.queue) FROM pending WHERE pending.queue IS NOT NULL)"
     " SELECT 'pending', queue FROM pending WHERE queue IS NOT NULL"
-    " UNION ALL SELECT DISTINCT 'waking', queue FROM runs WHERE status = 'waiting'"
+    f" UNION ALL SELECT DISTINCT 'waking', queue FROM {WAKING}"
     " AND wake_at IS NOT NULL AND wake_at <= ?"
-    " UNION ALL SELECT DISTINCT 'expired', queue FROM runs"
-    " WHERE status IN ('running', 'compensating') AND lease_expires_at <= ?"
+    f" UNION ALL SELECT DISTINCT 'expired', queue FROM {LEASED} AND lease_expires_at <= ?"
+)
+
+# When the next run of a set of workflows becomes claimable by time alone (``next_due``):
+# the workflows' marks follow each part's own parameters.
+NEXT_DUE = (
+    "SELECT MIN(due) FROM ("
+    f"SELECT MIN(wake_at) AS due FROM {WAKING} AND wake_at > ? AND workflow IN ({{marks}})"
+    f" UNION ALL SELECT MIN(lease_expires_at) FROM {LEASED} AND lease_expires_at > ?"
+    " AND lease_owner IS NOT ? AND workflow IN ({marks}))"
+)
+
+# What makes a run claimable, by kind: the runs it is read from, and the condition.
+CLAIM_KINDS = (
+    ("pending", "runs WHERE status = 'pending'"),
+    ("waking", f"{WAKING} AND wake_at IS NOT NULL AND wake_at <= ?"),
+    ("expired", f"{LEASED} AND lease_expires_at <= ?"),
 )
 
 
 def _claimable_queues_txn(cur: sqlite3.Cursor, now_s: str | None) -> dict[str, set[str]]:
     """The queues holding runs claimable now, by kind: pending, waking, expired."""
     found: dict[str, set[str]] = {"pending": set(), "waking": set(), "expired": set()}
-    for kind, queue in cur.execute(_CLAIMABLE_QUEUES, (now_s, now_s)):
+    for kind, queue in cur.execute(CLAIMABLE_QUEUES, (now_s, now_s)):
         found[kind].add(queue)
     return found
 
@@ -241,12 +262,7 @@ class LeasesMixin(IntakeMixin):
         marks = ",".join("?" * len(workflows))
         row = self._read(
             lambda cur: cur.execute(
-                f"SELECT MIN(due) FROM ("
-                f"SELECT MIN(wake_at) AS due FROM runs WHERE status = 'waiting'"
-                f" AND wake_at > ? AND workflow IN ({marks})"
-                f" UNION ALL SELECT MIN(lease_expires_at) FROM runs"
-                f" WHERE status IN ('running', 'compensating') AND lease_expires_at > ?"
-                f" AND lease_owner IS NOT ? AND workflow IN ({marks}))",
+                NEXT_DUE.format(marks=marks),
                 (ts(now), *workflows, ts(now), worker_id, *workflows),
             ).fetchone()
         )
@@ -357,8 +373,7 @@ class LeasesMixin(IntakeMixin):
         if global_concurrency:
             running = dict(
                 cur.execute(
-                    "SELECT queue, COUNT(*) FROM runs WHERE status IN ('running', 'compensating')"
-                    " AND lease_expires_at > ? GROUP BY queue",
+                    f"SELECT queue, COUNT(*) FROM {LEASED} AND lease_expires_at > ? GROUP BY queue",
                     (now_s,),
                 ).fetchall()
             )
@@ -384,29 +399,17 @@ class LeasesMixin(IntakeMixin):
             ]
         )
         claimable = _claimable_queues_txn(cur, now_s)
-        kinds = [
-            ("status = 'pending'", [], claimable["pending"]),
-            (
-                "status = 'waiting' AND wake_at IS NOT NULL AND wake_at <= ?",
-                [now_s],
-                claimable["waking"],
-            ),
-            (
-                "status IN ('running', 'compensating') AND lease_expires_at <= ?",
-                [now_s],
-                claimable["expired"],
-            ),
-        ]
         wanted = set(queues) if queues else None
         by_queue: dict[str, list[sqlite3.Row]] = {}
-        for condition, params, names in kinds:
-            for name in sorted(names):
+        for kind, source in CLAIM_KINDS:
+            params = [] if kind == "pending" else [now_s]
+            for name in sorted(claimable[kind]):
                 cap = caps.get(name, limit)
                 if (wanted is not None and name not in wanted) or cap <= 0:
                     continue
                 by_queue.setdefault(name, []).extend(
                     cur.execute(
-                        f"SELECT * FROM runs WHERE {condition} AND queue = ?{filters}",
+                        f"SELECT * FROM {source} AND queue = ?{filters}",
                         [*params, name, *workflows, min(cap, limit)],
                     ).fetchall()
                 )
