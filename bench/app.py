@@ -73,4 +73,22 @@ def build(store: str | None = None, **settings: Any) -> sf.App:
     return app
 
 
+def build_single(store: str | None = None, **settings: Any) -> sf.App:
+    """An App with ``three_steps`` alone: a deployment of one workflow (``bench.history``).
+    A worker asks the store about the workflows it serves, and how a store plans a question
+    about one workflow is not how it plans one about seven."""
+    app = sf.App("bench-single", store=store, **settings)
+
+    @app.step(name="bench.noop", idempotent=True)
+    def noop(value: int) -> int:
+        return value
+
+    @app.workflow
+    def three_steps(ctx: sf.WorkflowContext, value: int) -> int:  # noqa: ARG001
+        return noop(noop(noop(value)))
+
+    return app
+
+
 app = build()
+single = build_single()

@@ -38,8 +38,10 @@ class WorkerProcess:
         *,
         concurrency: int,
         settings: dict[str, str] | None = None,
+        app_spec: str = APP_SPEC,
     ) -> None:
         self.store_url = store_url
+        self.app_spec = app_spec
         self.log_path = log_path
         self.concurrency = concurrency
         self.settings = dict(settings or {})
@@ -56,7 +58,7 @@ class WorkerProcess:
             "-m",
             "surefoot",
             "worker",
-            APP_SPEC,
+            self.app_spec,
             "--store",
             self.store_url,
             "--concurrency",

@@ -50,7 +50,7 @@ class RunTimes:
     finished_at: datetime | None
 
 
-def _as_datetime(value: Any) -> datetime:
+def as_datetime(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
@@ -87,8 +87,8 @@ class Probe(ABC):
             RunTimes(
                 str(r[0]),
                 str(r[1]),
-                _as_datetime(r[2]),
-                None if r[3] is None else _as_datetime(r[3]),
+                as_datetime(r[2]),
+                None if r[3] is None else as_datetime(r[3]),
             )
             for r in rows
         ]
@@ -99,10 +99,10 @@ class Probe(ABC):
             "SELECT COALESCE(finished_at, started_at) FROM attempts WHERE step = ? AND outcome = ?",
             (step, outcome),
         )
-        return [_as_datetime(r[0]) for r in rows]
+        return [as_datetime(r[0]) for r in rows]
 
     def worker_starts(self) -> list[datetime]:
-        return [_as_datetime(r[0]) for r in self.query("SELECT started_at FROM workers")]
+        return [as_datetime(r[0]) for r in self.query("SELECT started_at FROM workers")]
 
     def lease_expiries(self, workflow: str) -> list[datetime]:
         rows = self.query(
@@ -110,7 +110,7 @@ class Probe(ABC):
             " AND lease_expires_at IS NOT NULL",
             (workflow,),
         )
-        return [_as_datetime(r[0]) for r in rows]
+        return [as_datetime(r[0]) for r in rows]
 
 
 class SQLiteProbe(Probe):
@@ -258,7 +258,7 @@ class PostgresTarget(Target):
         with self._admin() as conn:
             row = conn.execute("SELECT pg_postmaster_start_time()").fetchone()
         assert row is not None
-        return _as_datetime(row[0])
+        return as_datetime(row[0])
 
     def url_for(self, dbname: str) -> str:
         return urlunsplit(urlsplit(self.admin_url)._replace(path=f"/{dbname}"))
