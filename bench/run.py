@@ -196,6 +196,8 @@ def unloaded_section(targets: list[Target], config: Config) -> str:
                 if poll_s == DEFAULT_POLL_S
                 else config.unloaded_n
             )
+            if count <= 0:
+                continue  # a setup asked to run no run (e.g. --unloaded-idle-n 0) is left out
             results = repeated(
                 f"{target.kind} unloaded latency, {label}",
                 config.repeat,
