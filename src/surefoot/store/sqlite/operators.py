@@ -57,17 +57,19 @@ def _run_where(run_filter: RunFilter) -> tuple[str, list[object]]:
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
+def run_list_query(run_filter: RunFilter) -> tuple[str, list[object]]:
+    """The runs ``run_filter`` asks for, newest first: without a filter, read in that order
+    through ``runs_created`` (schema 9) instead of sorting every run."""
+    where, params = _run_where(run_filter)
+    sql = f"SELECT * FROM runs{where} ORDER BY created_at DESC, run_id LIMIT ? OFFSET ?"
+    return sql, [*params, run_filter.limit, run_filter.offset]
+
+
 class OperatorMixin(ExecutionMixin):
     # -- listings ----------------------------------------------------------------------------------
     def list_runs(self, run_filter: RunFilter) -> list[RunRecord]:
-        where, params = _run_where(run_filter)
-        sql = f"SELECT * FROM runs{where} ORDER BY created_at DESC, run_id LIMIT ? OFFSET ?"
-        return self._read(
-            lambda cur: [
-                rows.run_from_row(r)
-                for r in cur.execute(sql, [*params, run_filter.limit, run_filter.offset])
-            ]
-        )
+        sql, params = run_list_query(run_filter)
+        return self._read(lambda cur: [rows.run_from_row(r) for r in cur.execute(sql, params)])
 
     def count_runs(self, run_filter: RunFilter) -> int:
         where, params = _run_where(run_filter)

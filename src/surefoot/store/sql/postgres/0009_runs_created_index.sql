@@ -1,0 +1,3 @@
+-- Surefoot schema 9 (PostgreSQL): nothing changes. SQLite gains the index of runs by creation
+-- time (runs_created) that PostgreSQL has had from its first schema; the version stays the
+-- same on both.
