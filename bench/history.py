@@ -10,7 +10,10 @@ table is first filled with that many succeeded runs of ``three_steps`` (written 
 into the store's schema: through the engine a million runs would take many minutes), then
 one worker process serving that one workflow (``bench.app:single``), then one client
 starting runs at a steady ``--rate`` for ``--seconds``. Prints the worker's CPU per run and
-the p50 and p99 from start to end, with the command that made the table. Durable settings.
+the p50 and p99 from start to end, then how long the console's overview and the newest page
+of runs (with their count, as the console, the API and the CLI list them) take to compute
+(medians of five, in this process, the worker idle), with the command that made the table.
+Durable settings.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import sqlite3
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +41,9 @@ from bench.stores import (
     as_datetime,
 )
 from bench.workloads import percentile, wait_until
+from surefoot.domain.records import RunFilter
+from surefoot.ops import runs as run_ops
+from surefoot.web.console.summary import overview
 
 WORKFLOW = "three_steps"
 CONCURRENCY = 128
@@ -68,6 +75,8 @@ class Result:
     cpu_per_run_ms: float
     p50_ms: float
     p99_ms: float
+    overview_ms: float  # the console's overview page, computed as it serves it
+    runs_page_ms: float  # the newest page of runs and their count (console, API, CLI)
 
 
 def fill_history(target: Target, url: str, finished: int) -> None:
@@ -126,6 +135,8 @@ def measure(target: Target, directory: Path, finished: int, rate: float, seconds
         wait_until(lambda: not _unfinished(probe), 300, "the runs", [worker])
         cpu = worker.cpu_s() - cpu_before
         times = _times(probe, ids)
+        overview_ms = _median_ms(lambda: overview(client, datetime.now(UTC)))
+        runs_page_ms = _median_ms(lambda: run_ops.list_runs(client, RunFilter()))
     finally:
         worker.stop()
         client.close()
@@ -140,7 +151,18 @@ def measure(target: Target, directory: Path, finished: int, rate: float, seconds
         cpu / count * 1e3,
         statistics.median(latencies),
         percentile(latencies, 0.99),
+        overview_ms,
+        runs_page_ms,
     )
+
+
+def _median_ms(read: Callable[[], object], times: int = 5) -> float:
+    took = []
+    for _ in range(times):
+        begun = time.perf_counter()
+        read()
+        took.append(time.perf_counter() - begun)
+    return statistics.median(took) * 1e3
 
 
 def main() -> None:
@@ -182,13 +204,14 @@ def main() -> None:
     )
     print(
         "| store | finished runs already stored | runs started | worker CPU per run, ms"
-        " | p50 start->end, ms | p99 ms |"
+        " | p50 start->end, ms | p99 ms | console overview, ms"
+        " | newest page of runs and count, ms |"
     )
-    print("|---|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(
             f"| {r.store} | {r.finished:,} | {r.runs:,} | {r.cpu_per_run_ms:.2f}"
-            f" | {r.p50_ms:.1f} | {r.p99_ms:.1f} |"
+            f" | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.overview_ms:.1f} | {r.runs_page_ms:.1f} |"
         )
 
 

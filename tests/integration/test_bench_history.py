@@ -45,3 +45,5 @@ def test_the_benchmark_times_only_the_runs_it_started(tmp_path: Path) -> None:
     assert result.runs == 50
     assert 0 < result.p50_ms <= result.p99_ms < 60_000
     assert result.cpu_per_run_ms > 0
+    assert result.overview_ms > 0
+    assert result.runs_page_ms > 0
