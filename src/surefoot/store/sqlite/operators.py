@@ -83,7 +83,7 @@ def newest_runs_query(run_filter: RunFilter) -> tuple[str, list[object]] | None:
 
     SQLite plans by rule: for a status it reads every run of that status through
     ``runs_claimable`` and sorts them, which is right for the few that are pending or
-    failed and wrong for the million that succeeded (1.6 s a page). The newest runs come in
+    failed and wrong for the million that succeeded (1.4-1.8 s a page). The newest runs come in
     order through ``runs_created``; when the page is found among them, it is the page (the
     runs after them in the order are older than every one of them), else the caller runs
     :func:`run_list_query`.
