@@ -10,13 +10,31 @@ from pathlib import Path
 
 import pytest
 from bench.history import WORKFLOW, fill_history, measure
-from bench.stores import SQLiteTarget
+from bench.stores import PostgresTarget, SQLiteTarget
 
 from surefoot.domain.records import RunFilter
 from surefoot.domain.status import RunStatus
+from surefoot.store.base import Store
+from surefoot.store.postgres import PostgresStore
 from surefoot.store.sqlite import SQLiteStore
+from tests import postgres_support
 
 pytestmark = pytest.mark.slow
+
+postgres_server = postgres_support.postgres_server
+postgres_url = postgres_support.postgres_url
+
+
+def _is_a_finished_history(store: Store, finished: int) -> None:
+    runs = store.list_runs(RunFilter(workflow=WORKFLOW, limit=finished + 100))
+    assert len(runs) == finished
+    assert {run.status for run in runs} == {RunStatus.SUCCEEDED}
+    assert len({run.run_id for run in runs}) == finished
+    for run in runs:
+        assert run.finished_at is not None
+        assert datetime(2020, 1, 1, tzinfo=UTC) < run.created_at <= run.finished_at
+        assert run.created_at < datetime(2021, 1, 1, tzinfo=UTC)
+    assert store.count_runs(RunFilter(status=(RunStatus.PENDING, RunStatus.RUNNING))) == 0
 
 
 def test_the_history_is_runs_the_store_reads_as_finished(tmp_path: Path) -> None:
@@ -25,19 +43,21 @@ def test_the_history_is_runs_the_store_reads_as_finished(tmp_path: Path) -> None
     store = SQLiteStore(url)
     try:
         fill_history(target, url, 1_500)
-        every = RunFilter(workflow=WORKFLOW, limit=2_000)
-        runs = store.list_runs(every)
-        assert len(runs) == 1_500
-        assert {run.status for run in runs} == {RunStatus.SUCCEEDED}
-        assert len({run.run_id for run in runs}) == 1_500
-        for run in runs:
-            assert run.finished_at is not None
-            assert datetime(2020, 1, 1, tzinfo=UTC) < run.created_at <= run.finished_at
-            assert run.created_at < datetime(2021, 1, 1, tzinfo=UTC)
-        pending = RunFilter(status=(RunStatus.PENDING, RunStatus.RUNNING))
-        assert store.count_runs(pending) == 0
+        _is_a_finished_history(store, 1_500)
     finally:
         store.close()
+
+
+@pytest.mark.postgres
+def test_the_history_is_runs_the_postgres_store_reads_as_finished(postgres_url: str) -> None:
+    target = PostgresTarget(postgres_support.admin_url())
+    store = PostgresStore(postgres_url)
+    try:
+        fill_history(target, postgres_url, 1_500)
+        _is_a_finished_history(store, 1_500)
+    finally:
+        store.close()
+        target.close()
 
 
 def test_the_benchmark_times_only_the_runs_it_started(tmp_path: Path) -> None:
