@@ -12,7 +12,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,6 +193,16 @@ def wait_until(
         time.sleep(interval_s)
 
 
+def thread_stacks() -> str:
+    """Every thread of this process, by name, with its stack (innermost call last)."""
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    parts = []
+    for ident, frame in sys._current_frames().items():
+        stack = "".join(traceback.format_stack(frame))
+        parts.append(f"--- thread {names.get(ident, ident)}\n{stack}")
+    return "\n".join(parts)
+
+
 def wait_terminal(
     store: Store, run_ids: Iterable[str], *, timeout_s: float = 20.0
 ) -> dict[str, RunRecord]:
@@ -207,5 +219,9 @@ def wait_terminal(
             pending = {
                 r.run_id[:8]: r.status.value for r in found.values() if not r.status.is_terminal
             }
-            raise AssertionError(f"runs not finished after {timeout_s:g}s: {pending}")
+            # Workers started in this process (``start_worker``) run in its threads: where
+            # each one is tells what holds a run that does not end.
+            raise AssertionError(
+                f"runs not finished after {timeout_s:g}s: {pending}\n{thread_stacks()}"
+            )
         time.sleep(0.05)
